@@ -2,5 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+mod types;
 
-pub use error::{Error, KafkaCode, Result};
+pub use error::{Error, ErrorContext, KafkaCode, Result};
+pub use types::{Header, TopicPartition};
