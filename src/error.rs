@@ -410,7 +410,10 @@ mod tests {
     #[test]
     fn code_names_match_the_java_client() {
         assert_eq!(KafkaCode::from_code(6).name(), "NOT_LEADER_OR_FOLLOWER");
-        assert_eq!(KafkaCode::TOPIC_ALREADY_EXISTS.name(), "TOPIC_ALREADY_EXISTS");
+        assert_eq!(
+            KafkaCode::TOPIC_ALREADY_EXISTS.name(),
+            "TOPIC_ALREADY_EXISTS"
+        );
         assert_eq!(KafkaCode::from_code(9999).name(), "UNKNOWN");
         assert!(KafkaCode::NOT_LEADER_OR_FOLLOWER.is_retriable());
         assert!(!KafkaCode::TOPIC_ALREADY_EXISTS.is_retriable());

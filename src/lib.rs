@@ -6,3 +6,7 @@ mod types;
 
 pub use error::{Error, ErrorContext, KafkaCode, Result};
 pub use types::{Header, TopicPartition};
+pub mod admin;
+pub mod cluster;
+pub mod config;
+pub mod connection;
