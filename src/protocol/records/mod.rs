@@ -48,7 +48,63 @@
 //! Message sets of the legacy formats (magic 0 and 1) are decoded too, into the same
 //! [`Record`] type; this crate never writes them.
 
+mod batch;
+mod builder;
 mod compression;
+mod legacy;
+mod record;
 mod varint;
 
+#[cfg(test)]
+mod tests;
+
+pub use batch::{RecordBatch, RecordBatches, TimestampType};
+pub use builder::{rewrite_producer_state, ProducerState, RecordBatchBuilder};
 pub use compression::{Compression, DEFAULT_MAX_DECOMPRESSED_SIZE};
+pub use record::{ControlRecordType, Record, Records};
+
+/// Bytes before every batch's (and legacy message's) content: offset i64 and length i32.
+const LOG_OVERHEAD: usize = 12;
+/// The size of a v2 batch header, which is also the size of a batch with no records.
+pub const RECORD_BATCH_OVERHEAD: usize = 61;
+
+const LENGTH_OFFSET: usize = 8;
+const PARTITION_LEADER_EPOCH_OFFSET: usize = 12;
+const MAGIC_OFFSET: usize = 16;
+const CRC_OFFSET: usize = 17;
+const ATTRIBUTES_OFFSET: usize = 21;
+const LAST_OFFSET_DELTA_OFFSET: usize = 23;
+const BASE_TIMESTAMP_OFFSET: usize = 27;
+const MAX_TIMESTAMP_OFFSET: usize = 35;
+const PRODUCER_ID_OFFSET: usize = 43;
+const PRODUCER_EPOCH_OFFSET: usize = 51;
+const BASE_SEQUENCE_OFFSET: usize = 53;
+const RECORDS_COUNT_OFFSET: usize = 57;
+
+const COMPRESSION_MASK: i16 = 0x07;
+const TIMESTAMP_TYPE_MASK: i16 = 0x08;
+const TRANSACTIONAL_MASK: i16 = 0x10;
+const CONTROL_MASK: i16 = 0x20;
+const DELETE_HORIZON_MASK: i16 = 0x40;
+
+/// `N` bytes at `at`; zeros where `buf` is shorter. Callers check lengths up front, so the
+/// fallback only turns a broken invariant into a wrong value instead of a panic.
+fn array_at<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(src) = at.checked_add(N).and_then(|end| buf.get(at..end)) {
+        out.copy_from_slice(src);
+    }
+    out
+}
+
+fn i64_at(buf: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(array_at(buf, at))
+}
+
+fn i32_at(buf: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(array_at(buf, at))
+}
+
+fn i16_at(buf: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes(array_at(buf, at))
+}
