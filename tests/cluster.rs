@@ -6,14 +6,13 @@ mod common;
 
 use std::collections::HashMap;
 use std::process::Command;
-use std::sync::Mutex;
 
 use kafka_client::admin::{Admin, NewTopic};
 use kafka_client::cluster::OffsetSpec;
 use kafka_client::TopicPartition;
 
 /// Tests that kill nodes must not overlap.
-static NODES: Mutex<()> = Mutex::new(());
+static NODES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub fn cluster_bootstrap() -> String {
     std::env::var("KAFKA_CLUSTER_BOOTSTRAP")
@@ -65,7 +64,7 @@ async fn cluster_topics_have_three_replicas() {
 
 #[tokio::test]
 async fn the_same_client_works_after_a_node_is_killed_and_restarted() {
-    let _nodes = NODES.lock().unwrap_or_else(|e| e.into_inner());
+    let _nodes = NODES.lock().await;
     let admin = cluster_admin().await;
     let name = common::unique_topic("cluster-restart");
     admin
