@@ -8,7 +8,9 @@ use kafka_client::admin::Admin;
 use kafka_client::cluster::OffsetSpec;
 use kafka_client::config::ClientConfig;
 use kafka_client::connection::{BrokerConnection, ConnectionOptions};
-use kafka_client::protocol::records::{Record, RecordBatches, DEFAULT_MAX_DECOMPRESSED_SIZE};
+use kafka_client::protocol::records::{
+    Compression, Record, RecordBatches, DEFAULT_MAX_DECOMPRESSED_SIZE,
+};
 use kafka_client::TopicPartition;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
@@ -17,6 +19,15 @@ use kafka_protocol::protocol::StrBytes;
 /// Every record of every partition of `topic`, by partition, in offset order. Control
 /// records are skipped.
 pub async fn fetch_all(admin: &Admin, bootstrap: &str, topic: &str) -> HashMap<i32, Vec<Record>> {
+    fetch_with_codecs(admin, bootstrap, topic).await.0
+}
+
+/// [`fetch_all`], plus the codec of every batch read, in log order.
+pub async fn fetch_with_codecs(
+    admin: &Admin,
+    bootstrap: &str,
+    topic: &str,
+) -> (HashMap<i32, Vec<Record>>, Vec<Compression>) {
     let described = admin.describe_topics(&[topic]).await.unwrap().remove(0);
     let specs = described
         .partitions
@@ -27,6 +38,7 @@ pub async fn fetch_all(admin: &Admin, bootstrap: &str, topic: &str) -> HashMap<i
     let cluster = admin.describe_cluster().await.unwrap();
     let opts = ConnectionOptions::from(&ClientConfig::new(bootstrap));
     let mut out = HashMap::new();
+    let mut codecs = Vec::new();
     for p in &described.partitions {
         let end = ends[&TopicPartition::new(topic, p.partition)]
             .offset
@@ -64,6 +76,7 @@ pub async fn fetch_all(admin: &Admin, bootstrap: &str, topic: &str) -> HashMap<i
                 let batch = batch.unwrap();
                 batch.validate_crc().unwrap();
                 let is_control = batch.is_control();
+                codecs.push(batch.compression().unwrap());
                 for record in batch.records(DEFAULT_MAX_DECOMPRESSED_SIZE).unwrap() {
                     let record = record.unwrap();
                     if record.offset >= offset {
@@ -78,5 +91,5 @@ pub async fn fetch_all(admin: &Admin, bootstrap: &str, topic: &str) -> HashMap<i
         }
         out.insert(p.partition, records);
     }
-    out
+    (out, codecs)
 }
