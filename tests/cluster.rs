@@ -87,3 +87,129 @@ async fn the_same_client_works_after_a_node_is_killed_and_restarted() {
     let brokers = admin.describe_cluster().await.unwrap().brokers;
     assert_eq!(brokers.len(), 3, "node 2 is back: {brokers:?}");
 }
+
+/// The producer's promise under failover: with idempotence and `acks=all` on a topic with
+/// replication 3 and `min.insync.replicas=2`, killing and restarting partition leaders while
+/// records stream loses none, duplicates none and reorders none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_records_survive_three_leader_kills_exactly_once_in_order() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use kafka_client::producer::{Acks, Producer, ProducerRecord};
+
+    const N: usize = 300_000;
+    let _nodes = NODES.lock().await;
+    let bootstrap = cluster_bootstrap();
+    let admin = cluster_admin().await;
+    let topic = common::unique_topic("cluster-failover");
+    admin
+        .create_topic(NewTopic::new(&topic, 6, 3).config("min.insync.replicas", "2"))
+        .await
+        .unwrap();
+    let producer = Producer::builder()
+        .bootstrap_servers(&bootstrap)
+        .acks(Acks::All)
+        .idempotence(true)
+        .build()
+        .await
+        .unwrap();
+
+    let acked = Arc::new(AtomicUsize::new(0));
+    let sending = {
+        let (producer, topic, acked) = (producer.clone(), topic.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut deliveries = Vec::with_capacity(N);
+            for i in 0..N {
+                let acked = acked.clone();
+                let record = ProducerRecord::new(&topic)
+                    .key(format!("k{}", i % 1000))
+                    .value(i.to_string());
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                producer
+                    .send_with_callback(record, move |result| {
+                        acked.fetch_add(1, Ordering::Relaxed);
+                        let _ = tx.send(result);
+                    })
+                    .await
+                    .unwrap();
+                deliveries.push(rx);
+            }
+            let mut failures = Vec::new();
+            for (i, rx) in deliveries.into_iter().enumerate() {
+                if let Err(e) = rx.await.unwrap() {
+                    failures.push((i, e));
+                }
+            }
+            failures
+        })
+    };
+
+    for round in 1..=3 {
+        // Kill at about 20 %, 45 % and 70 % of the stream, while records are in flight.
+        let at = N * (round * 25 - 5) / 100;
+        wait_until(|| acked.load(Ordering::Relaxed) >= at).await;
+        let leader = admin.describe_topics(&[&topic]).await.unwrap()[0].partitions[0]
+            .leader
+            .unwrap();
+        let node = leader.to_string();
+        tokio::task::spawn_blocking({
+            let node = node.clone();
+            move || kafka_sh(&["kill", &node])
+        })
+        .await
+        .unwrap();
+        // Let the stream carry on over the surviving nodes before the node comes back.
+        let resumed = acked.load(Ordering::Relaxed) + 5_000;
+        wait_until(|| acked.load(Ordering::Relaxed) >= resumed.min(N)).await;
+        tokio::task::spawn_blocking(move || kafka_sh(&["restart", &node]))
+            .await
+            .unwrap();
+    }
+    let failures = sending.await.unwrap();
+    assert!(
+        failures.is_empty(),
+        "{} records failed, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    producer.close(std::time::Duration::from_secs(30)).await;
+
+    let fetched = common::fetch::fetch_all(&admin, &bootstrap, &topic).await;
+    let mut seen = vec![false; N];
+    for (partition, records) in &fetched {
+        let mut last: Option<usize> = None;
+        for r in records {
+            let i: usize = std::str::from_utf8(r.value.as_ref().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(!seen[i], "record {i} duplicated (partition {partition})");
+            seen[i] = true;
+            assert!(
+                last.is_none_or(|l| l < i),
+                "partition {partition}: {i} after {last:?}"
+            );
+            last = Some(i);
+        }
+    }
+    let lost: Vec<usize> = (0..N).filter(|i| !seen[*i]).collect();
+    assert!(
+        lost.is_empty(),
+        "{} records lost, first {:?}",
+        lost.len(),
+        lost.first()
+    );
+}
+
+/// Polls `condition` every 20 ms, for at most two minutes.
+async fn wait_until(condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within 2 minutes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
