@@ -228,7 +228,45 @@ impl Idempotence {
 
 #[cfg(test)]
 mod tests {
-    use super::advance;
+    use super::*;
+    use crate::producer::record::Delivery;
+    use crate::protocol::records::{Compression, RecordBatchBuilder};
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("t", 0)
+    }
+
+    fn batch(id: u64, records: usize) -> ProducerBatch {
+        let mut b = ProducerBatch::new(id, tp(), RecordBatchBuilder::new(Compression::None, 1024));
+        for _ in 0..records {
+            let (tx, _rx) = tokio::sync::oneshot::channel();
+            b.append(1, None, Some(b"v"), &[], 10, Delivery::Future(tx));
+        }
+        b
+    }
+
+    /// Drains the head if allowed, assigning its sequence and counting it in flight.
+    fn drain(idem: &mut Idempotence, queue: &mut VecDeque<ProducerBatch>) -> Option<ProducerBatch> {
+        if !idem.can_send(&tp(), queue).unwrap() {
+            return None;
+        }
+        let mut b = queue.pop_front()?;
+        idem.assign(&mut b);
+        b.encoded().unwrap();
+        idem.sent(&tp());
+        Some(b)
+    }
+
+    fn seq(b: &ProducerBatch) -> (i16, i32) {
+        let s = b.sequence.unwrap();
+        (s.epoch, s.base_sequence)
+    }
+
+    fn ready() -> Idempotence {
+        let mut idem = Idempotence::new(5);
+        idem.set_producer_id(7, 0);
+        idem
+    }
 
     #[test]
     fn sequences_wrap_like_the_protocol() {
@@ -236,5 +274,97 @@ mod tests {
         assert_eq!(advance(i32::MAX, 1), 0);
         assert_eq!(advance(i32::MAX - 1, 3), 1);
         assert_eq!(advance(-1, 1), 0);
+    }
+
+    #[test]
+    fn the_first_batch_of_an_epoch_goes_alone_then_five_in_flight() {
+        let mut idem = ready();
+        let mut q: VecDeque<_> = (0..8).map(|i| batch(i, 2)).collect();
+        let first = drain(&mut idem, &mut q).unwrap();
+        assert_eq!(seq(&first), (0, 0));
+        assert!(
+            drain(&mut idem, &mut q).is_none(),
+            "nothing overtakes the first batch"
+        );
+        idem.answered(&tp());
+        idem.acked(&first);
+        let in_flight: Vec<_> = std::iter::from_fn(|| drain(&mut idem, &mut q)).collect();
+        assert_eq!(in_flight.len(), 5, "max.in.flight");
+        let bases: Vec<i32> = in_flight.iter().map(|b| seq(b).1).collect();
+        assert_eq!(bases, vec![2, 4, 6, 8, 10]);
+    }
+
+    #[test]
+    fn a_retried_batch_waits_until_nothing_else_is_in_flight_and_keeps_its_sequence() {
+        let mut idem = ready();
+        let mut q: VecDeque<_> = (0..4).map(|i| batch(i, 1)).collect();
+        let a = drain(&mut idem, &mut q).unwrap();
+        idem.answered(&tp());
+        idem.acked(&a);
+        let b = drain(&mut idem, &mut q).unwrap();
+        let c = drain(&mut idem, &mut q).unwrap();
+        // b fails with a retriable error and goes back to the head of the queue.
+        idem.answered(&tp());
+        q.push_front(b);
+        assert!(drain(&mut idem, &mut q).is_none(), "c is still in flight");
+        // c is rejected as out of order (b is missing): not the next sequence, so no bump.
+        idem.answered(&tp());
+        assert!(!idem.is_next(&c));
+        q.insert(1, c);
+        let b = drain(&mut idem, &mut q).unwrap();
+        assert_eq!(seq(&b), (0, 1), "same epoch and sequence as before");
+        assert!(
+            drain(&mut idem, &mut q).is_none(),
+            "the retried c waits for b"
+        );
+        idem.answered(&tp());
+        idem.acked(&b);
+        let c = drain(&mut idem, &mut q).unwrap();
+        assert_eq!(seq(&c), (0, 2));
+    }
+
+    #[test]
+    fn an_epoch_bump_waits_for_in_flight_batches_then_renumbers_from_zero() {
+        let mut idem = ready();
+        let mut q: VecDeque<_> = (0..4).map(|i| batch(i, 3)).collect();
+        let a = drain(&mut idem, &mut q).unwrap();
+        idem.answered(&tp());
+        idem.acked(&a);
+        let b = drain(&mut idem, &mut q).unwrap();
+        let c = drain(&mut idem, &mut q).unwrap();
+        // The broker lost our state: b gets UNKNOWN_PRODUCER_ID; c is still in flight.
+        idem.answered(&tp());
+        idem.request_bump(&tp());
+        q.push_front(b);
+        assert!(
+            drain(&mut idem, &mut q).is_none(),
+            "no bump while c is in flight"
+        );
+        idem.answered(&tp());
+        q.insert(1, c);
+        let b = drain(&mut idem, &mut q).unwrap();
+        assert_eq!(seq(&b), (1, 0), "new epoch, renumbered from 0");
+        assert_eq!(seq(&q[0]), (1, 3), "c renumbered right after b");
+        idem.answered(&tp());
+        idem.acked(&b);
+        let c = drain(&mut idem, &mut q).unwrap();
+        assert_eq!(seq(&c), (1, 3));
+        let d = drain(&mut idem, &mut q).unwrap();
+        assert_eq!(seq(&d), (1, 6), "new batches continue the new epoch");
+    }
+
+    #[test]
+    fn a_batch_failed_after_sending_forces_a_new_epoch() {
+        let mut idem = ready();
+        let mut q: VecDeque<_> = (0..3).map(|i| batch(i, 1)).collect();
+        let a = drain(&mut idem, &mut q).unwrap();
+        idem.answered(&tp());
+        idem.acked(&a);
+        let b = drain(&mut idem, &mut q).unwrap();
+        // b expires (delivery.timeout.ms) after a failed attempt: its sequence is now a gap.
+        idem.answered(&tp());
+        idem.failed(&b);
+        let c = drain(&mut idem, &mut q).unwrap();
+        assert_eq!(seq(&c), (1, 0));
     }
 }
