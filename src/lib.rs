@@ -55,3 +55,8 @@ mod types;
 
 pub use error::{Error, ErrorContext, KafkaCode, Result};
 pub use types::{Header, TopicPartition};
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
