@@ -24,9 +24,12 @@ trap cleanup EXIT
 # Compile first so broker start-up and compilation do not fight for the two cores.
 cargo test --all-targets --no-run --quiet
 
+# Brokers listen on KAFKA_PORT (default 9092) and the next two ports, as scripts/kafka.sh does.
+port="${KAFKA_PORT:-9092}"
+
 echo "== single node =="
 "${kafka[@]}" stop >/dev/null 2>&1 || true
-export KAFKA_BOOTSTRAP=127.0.0.1:9092
+export KAFKA_BOOTSTRAP="127.0.0.1:$port"
 "${kafka[@]}" start >/dev/null
 # Integration tests are heavy against one broker on two cores: few at a time.
 cargo test --all-targets -- --test-threads="${TEST_THREADS:-2}"
@@ -39,5 +42,5 @@ fi
 echo "== 3-node cluster =="
 "${kafka[@]}" stop >/dev/null
 "${kafka[@]}" start --nodes 3 >/dev/null
-export KAFKA_CLUSTER_BOOTSTRAP=127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094
+export KAFKA_CLUSTER_BOOTSTRAP="127.0.0.1:$port,127.0.0.1:$((port + 1)),127.0.0.1:$((port + 2))"
 cargo test --features cluster-tests --test cluster -- --test-threads=1
