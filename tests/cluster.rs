@@ -213,3 +213,77 @@ async fn wait_until(condition: impl Fn() -> bool) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Backpressure against a really stopped broker: `send` waits for `buffer.memory`, then fails
+/// after `max.block.ms`; the records it accepted are bounded by the buffer; `close` returns
+/// and every accepted record's future resolves.
+#[tokio::test]
+async fn a_stopped_leader_makes_send_wait_then_time_out_and_close_returns() {
+    use std::time::{Duration, Instant};
+
+    use kafka_client::producer::{Producer, ProducerRecord};
+    use kafka_client::Error;
+
+    let _nodes = NODES.lock().await;
+    let admin = cluster_admin().await;
+    let topic = common::unique_topic("cluster-stopped");
+    admin
+        .create_topic(NewTopic::new(&topic, 1, 1))
+        .await
+        .unwrap();
+    let leader = admin.describe_topics(&[&topic]).await.unwrap()[0].partitions[0]
+        .leader
+        .unwrap()
+        .to_string();
+    let producer = Producer::builder()
+        .bootstrap_servers(&cluster_bootstrap())
+        .buffer_memory(64 * 1024)
+        .max_block(Duration::from_secs(2))
+        .linger(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    // Metadata first, so the failure below is about memory, not the topic.
+    producer.partitions_for(&topic).await.unwrap();
+    let node = leader.clone();
+    tokio::task::spawn_blocking(move || kafka_sh(&["stop", &node]))
+        .await
+        .unwrap();
+
+    let mut accepted = Vec::new();
+    let err = loop {
+        match producer
+            .send(ProducerRecord::new(&topic).value(vec![0u8; 1024]))
+            .await
+        {
+            Ok(delivery) => accepted.push(delivery),
+            Err(e) => break e,
+        }
+        assert!(
+            accepted.len() <= 64,
+            "64 KiB of buffer.memory holds at most 64 such records"
+        );
+    };
+    assert!(
+        err.is_timeout() && err.to_string().contains("buffer.memory"),
+        "{err}"
+    );
+
+    let started = Instant::now();
+    producer.close(Duration::from_secs(1)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "close took {:?}",
+        started.elapsed()
+    );
+    for delivery in accepted {
+        let err = delivery.await.unwrap_err();
+        assert!(
+            matches!(err, Error::Closed(_)) || err.is_timeout(),
+            "{err:?}"
+        );
+    }
+    tokio::task::spawn_blocking(move || kafka_sh(&["restart", &leader]))
+        .await
+        .unwrap();
+}
