@@ -33,6 +33,8 @@ pub(crate) struct Accumulator {
     compression: Compression,
     buffer_memory: usize,
     queues: RwLock<HashMap<String, Vec<PartitionQueue>>>,
+    /// Every queue with its partition, for the sender's scans.
+    listing: RwLock<Arc<Vec<(TopicPartition, PartitionQueue)>>>,
     memory: Semaphore,
     next_batch_id: AtomicU64,
     /// Ids of batches created and not yet completed, for `flush`.
@@ -63,6 +65,7 @@ impl Accumulator {
             compression,
             buffer_memory,
             queues: RwLock::new(HashMap::new()),
+            listing: RwLock::new(Arc::new(Vec::new())),
             memory: Semaphore::new(buffer_memory.min(Semaphore::MAX_PERMITS)),
             next_batch_id: AtomicU64::new(0),
             incomplete: Mutex::new(BTreeSet::new()),
@@ -182,7 +185,18 @@ impl Accumulator {
         while list.len() < wanted {
             list.push(Arc::new(Mutex::new(VecDeque::new())));
         }
-        list[index].clone()
+        let queue = list[index].clone();
+        // Queues are only ever added: rebuild the sender's list now, not on every scan.
+        let listing: Vec<(TopicPartition, PartitionQueue)> = queues
+            .iter()
+            .flat_map(|(topic, list)| {
+                list.iter()
+                    .enumerate()
+                    .map(move |(p, q)| (TopicPartition::new(topic.clone(), p as i32), q.clone()))
+            })
+            .collect();
+        *self.listing.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(listing);
+        queue
     }
 
     /// The queue of a partition the sender already knows (for putting a batch back).
@@ -201,17 +215,13 @@ impl Accumulator {
         self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Every partition queue, for the sender to scan.
-    pub(crate) fn all_queues(&self) -> Vec<(TopicPartition, PartitionQueue)> {
-        let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
-        queues
-            .iter()
-            .flat_map(|(topic, list)| {
-                list.iter()
-                    .enumerate()
-                    .map(move |(p, q)| (TopicPartition::new(topic.clone(), p as i32), q.clone()))
-            })
-            .collect()
+    /// Every partition queue, for the sender to scan (shared, rebuilt only when a queue is
+    /// added).
+    pub(crate) fn all_queues(&self) -> Arc<Vec<(TopicPartition, PartitionQueue)>> {
+        self.listing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// When the head batch of a queue may be sent: now if full, flushing, closing or retrying

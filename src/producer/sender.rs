@@ -173,9 +173,9 @@ impl Sender {
     /// response, as in Java).
     fn expire(&mut self, now: Instant) {
         let limit = self.config.delivery_timeout;
-        for (tp, queue) in self.acc.all_queues() {
+        for (tp, queue) in self.acc.all_queues().iter() {
             let expired: Vec<ProducerBatch> = {
-                let mut q = lock(&queue);
+                let mut q = lock(queue);
                 if !q.iter().any(|b| now.duration_since(b.created) >= limit) {
                     continue;
                 }
@@ -205,15 +205,12 @@ impl Sender {
         let metadata = self.cluster.metadata();
         let mut wake = now + Duration::from_secs(3600);
         let mut by_broker: HashMap<i32, (Vec<ProducerBatch>, usize)> = HashMap::new();
-        let mut queues = self.acc.all_queues();
-        if !queues.is_empty() {
-            let start = self.scan_offset % queues.len();
-            queues.rotate_left(start);
-            self.scan_offset = self.scan_offset.wrapping_add(1);
-        }
+        let queues = self.acc.all_queues();
+        let start = self.scan_offset % queues.len().max(1);
+        self.scan_offset = self.scan_offset.wrapping_add(1);
         let mut missing_leader = false;
-        for (tp, queue) in queues {
-            let mut q = lock(&queue);
+        for (tp, queue) in queues[start..].iter().chain(queues[..start].iter()) {
+            let mut q = lock(queue);
             let Some(head) = q.front() else { continue };
             let ready_at = self.acc.ready_at(head, q.len() > 1);
             if ready_at > now {
@@ -241,7 +238,7 @@ impl Sender {
                 continue;
             }
             if let Some(idem) = &mut self.idempotence {
-                match idem.can_send(&tp, &mut q) {
+                match idem.can_send(tp, &mut q) {
                     Ok(true) => {}
                     Ok(false) => continue,
                     Err(e) => {
@@ -493,8 +490,8 @@ impl Sender {
     }
 
     fn fail_queued(&mut self, err: &Error) {
-        for (_, queue) in self.acc.all_queues() {
-            let batches: Vec<_> = lock(&queue).drain(..).collect();
+        for (_, queue) in self.acc.all_queues().iter() {
+            let batches: Vec<_> = lock(queue).drain(..).collect();
             for b in batches {
                 self.finish_failed(b, err);
             }
