@@ -207,8 +207,9 @@ impl fmt::Display for ErrorContext {
     }
 }
 
-/// The error of every fallible call in this crate.
-#[derive(Debug, thiserror::Error)]
+/// The error of every fallible call in this crate. It is `Clone`, so one failure can be
+/// reported to every record or waiter it concerns.
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A configuration key has a value the client cannot use, or the key is unknown.

@@ -81,7 +81,7 @@ pub struct Admin {
 #[derive(Clone, Debug, Default)]
 pub struct AdminBuilder {
     config: ClientConfig,
-    error: Option<Arc<Error>>,
+    error: Option<Error>,
 }
 
 impl AdminBuilder {
@@ -106,7 +106,7 @@ impl AdminBuilder {
                     Err(Error::config(key, value, "unknown configuration key"))
                 }
             }) {
-                self.error = Some(Arc::new(e));
+                self.error = Some(e);
             }
         }
         self
@@ -115,9 +115,7 @@ impl AdminBuilder {
     /// Connects: fails with [`Error::Bootstrap`] naming each address if none answers.
     pub async fn build(self) -> Result<Admin> {
         if let Some(e) = self.error {
-            return Err(
-                Arc::try_unwrap(e).unwrap_or_else(|e| Error::InvalidArgument(e.to_string()))
-            );
+            return Err(e);
         }
         Ok(Admin {
             cluster: Cluster::connect(self.config).await?,

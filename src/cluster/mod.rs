@@ -48,6 +48,7 @@ pub(crate) struct Refreshed {
 
 struct Inner {
     config: ClientConfig,
+    allow_auto_create: bool,
     pool: Pool,
     metadata: RwLock<Arc<ClusterMetadata>>,
     tracked: Mutex<BTreeSet<String>>,
@@ -82,6 +83,16 @@ impl Cluster {
     /// refresh task. Fails with [`Error::Bootstrap`] naming every address when none answers
     /// within `socket.connection.setup.timeout.ms`.
     pub(crate) async fn connect(config: ClientConfig) -> Result<Cluster> {
+        Self::connect_with(config, false).await
+    }
+
+    /// [`connect`](Self::connect), letting metadata requests for named topics create them
+    /// when the broker allows it (`auto.create.topics.enable`), as the Java producer and the
+    /// consumer's `allow.auto.create.topics` do.
+    pub(crate) async fn connect_with(
+        config: ClientConfig,
+        allow_auto_create: bool,
+    ) -> Result<Cluster> {
         config.validate()?;
         let pool = Pool::new(
             ConnectionOptions::from(&config),
@@ -90,6 +101,7 @@ impl Cluster {
         let cluster = Cluster {
             inner: Arc::new(Inner {
                 config,
+                allow_auto_create,
                 pool,
                 metadata: RwLock::new(Arc::new(ClusterMetadata::default())),
                 tracked: Mutex::new(BTreeSet::new()),
@@ -143,7 +155,7 @@ impl Cluster {
             }
         };
         let req = MetadataRequest::default()
-            .with_allow_auto_topic_creation(false)
+            .with_allow_auto_topic_creation(self.inner.allow_auto_create && !all)
             .with_topics(names.map(|names| {
                 names
                     .into_iter()

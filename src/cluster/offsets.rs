@@ -144,8 +144,11 @@ pub(crate) async fn list_offsets(
                 after: timeout,
             });
         }
-        cluster.refresh(Topics::Tracked).await.ok();
         tokio::time::sleep(pause).await;
+        let mut topics: Vec<String> = specs.keys().map(|tp| tp.topic.clone()).collect();
+        topics.sort();
+        topics.dedup();
+        cluster.refresh(Topics::Only(topics)).await.ok();
     }
 }
 

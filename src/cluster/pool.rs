@@ -16,6 +16,7 @@ use crate::error::Result;
 
 /// What a connection carries; each class gets its own socket per broker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(dead_code)] // Fetch and Group are for the consumer, which is being built.
 pub(crate) enum ConnClass {
     /// Metadata, admin, offsets look-ups.
     Control,
@@ -76,14 +77,6 @@ impl Pool {
     fn slot(&self, id: i32, class: ConnClass) -> Arc<Slot> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         slots.entry((id, class)).or_default().clone()
-    }
-
-    /// The live connection to broker `id`, if there is one (no connecting).
-    pub(crate) fn existing(&self, id: i32, class: ConnClass) -> Option<Arc<BrokerConnection>> {
-        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = slots.get(&(id, class))?;
-        let state = slot.lock();
-        state.conn.as_ref().filter(|c| !c.is_closed()).cloned()
     }
 
     /// Ids of brokers with a live connection of `class`.

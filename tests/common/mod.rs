@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: where the broker is, fresh topic names.
 #![allow(dead_code)]
 
+pub mod fetch;
+pub mod java;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 

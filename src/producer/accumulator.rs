@@ -1,0 +1,304 @@
+//! The record accumulator: per-partition queues of batches that `send` fills in place and
+//! the sender task drains.
+//!
+//! ```text
+//!  send() ──▶ [buffer.memory permits] ──▶ partition queue: [batch][batch][open batch] ──▶ sender
+//! ```
+//!
+//! `buffer.memory` is a semaphore of bytes: `send` takes a record's size before appending and
+//! the sender gives it back when the batch completes, so a slow or absent broker makes `send`
+//! wait (up to `max.block.ms`) instead of growing memory. Each partition queue has its own
+//! lock, held only to append or pop, never across an `.await`.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::protocol::records::{Compression, RecordBatchBuilder};
+use crate::types::{Header, TopicPartition};
+
+use super::batch::ProducerBatch;
+use super::record::Delivery;
+
+pub(crate) type PartitionQueue = Arc<Mutex<VecDeque<ProducerBatch>>>;
+
+pub(crate) struct Accumulator {
+    batch_size: usize,
+    linger: Duration,
+    compression: Compression,
+    buffer_memory: usize,
+    queues: RwLock<HashMap<String, Vec<PartitionQueue>>>,
+    /// Every queue with its partition, for the sender's scans.
+    listing: RwLock<Arc<Vec<(TopicPartition, PartitionQueue)>>>,
+    memory: Semaphore,
+    next_batch_id: AtomicU64,
+    /// Ids of batches created and not yet completed, for `flush`.
+    incomplete: Mutex<BTreeSet<u64>>,
+    flushing: AtomicUsize,
+    closed: AtomicBool,
+    fatal: Mutex<Option<Error>>,
+    /// Wakes the sender: a batch was created or filled, a flush or close began.
+    pub(crate) wake_sender: Notify,
+    /// Wakes `flush` callers when batches complete.
+    completed: Notify,
+}
+
+pub(crate) fn lock(queue: &PartitionQueue) -> MutexGuard<'_, VecDeque<ProducerBatch>> {
+    queue.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Accumulator {
+    pub(crate) fn new(
+        batch_size: usize,
+        linger: Duration,
+        compression: Compression,
+        buffer_memory: usize,
+    ) -> Self {
+        Accumulator {
+            batch_size,
+            linger,
+            compression,
+            buffer_memory,
+            queues: RwLock::new(HashMap::new()),
+            listing: RwLock::new(Arc::new(Vec::new())),
+            memory: Semaphore::new(buffer_memory.min(Semaphore::MAX_PERMITS)),
+            next_batch_id: AtomicU64::new(0),
+            incomplete: Mutex::new(BTreeSet::new()),
+            flushing: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            fatal: Mutex::new(None),
+            wake_sender: Notify::new(),
+            completed: Notify::new(),
+        }
+    }
+
+    /// Takes `size` bytes of `buffer.memory`, waiting until `deadline`.
+    pub(crate) async fn reserve(
+        &self,
+        topic: &str,
+        size: usize,
+        deadline: Instant,
+        max_block: Duration,
+    ) -> Result<()> {
+        if size > self.buffer_memory {
+            return Err(Error::RecordTooLarge {
+                topic: topic.to_owned(),
+                size,
+                limit_key: "buffer.memory",
+                limit: self.buffer_memory,
+            });
+        }
+        let permits = u32::try_from(size).map_err(|_| Error::RecordTooLarge {
+            topic: topic.to_owned(),
+            size,
+            limit_key: "buffer.memory",
+            limit: u32::MAX as usize,
+        })?;
+        match tokio::time::timeout_at(deadline, self.memory.acquire_many(permits)).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(Error::Closed("producer closed".into())),
+            Err(_) => Err(Error::Timeout {
+                what: format!(
+                    "waiting for {size} bytes of buffer.memory ({} bytes) to send to {topic}",
+                    self.buffer_memory
+                ),
+                after: max_block,
+            }),
+        }
+    }
+
+    /// Gives back `buffer.memory` bytes.
+    pub(crate) fn release(&self, size: usize) {
+        if size > 0 {
+            self.memory.add_permits(size);
+        }
+    }
+
+    /// Appends a record whose `buffer.memory` is already reserved.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append(
+        &self,
+        tp: &TopicPartition,
+        partitions: usize,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        size: usize,
+        delivery: Delivery,
+    ) {
+        let queue = self.queue(&tp.topic, tp.partition, partitions);
+        let mut wake = false;
+        {
+            let mut q = lock(&queue);
+            let fits = q.back().is_some_and(|b| b.fits(size, self.batch_size));
+            if !fits {
+                if let Some(last) = q.back_mut() {
+                    last.full = true;
+                }
+                let capacity = self.batch_size.max(size + 128);
+                let builder = RecordBatchBuilder::new(self.compression, capacity);
+                let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
+                self.incomplete
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id);
+                q.push_back(ProducerBatch::new(id, tp.clone(), builder));
+                wake = true;
+            }
+            if let Some(batch) = q.back_mut() {
+                batch.append(timestamp, key, value, headers, size, delivery);
+                if batch.size >= self.batch_size {
+                    batch.full = true;
+                    wake = true;
+                }
+            }
+        }
+        if wake {
+            self.wake_sender.notify_one();
+        }
+    }
+
+    /// The queue of a partition, creating it (and growing the topic's list) as needed.
+    fn queue(&self, topic: &str, partition: i32, partitions: usize) -> PartitionQueue {
+        let index = usize::try_from(partition).unwrap_or(0);
+        if let Some(q) = self
+            .queues
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+            .and_then(|qs| qs.get(index))
+        {
+            return q.clone();
+        }
+        let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
+        let list = queues.entry(topic.to_owned()).or_default();
+        let wanted = partitions.max(index + 1);
+        while list.len() < wanted {
+            list.push(Arc::new(Mutex::new(VecDeque::new())));
+        }
+        let queue = list[index].clone();
+        // Queues are only ever added: rebuild the sender's list now, not on every scan.
+        let listing: Vec<(TopicPartition, PartitionQueue)> = queues
+            .iter()
+            .flat_map(|(topic, list)| {
+                list.iter()
+                    .enumerate()
+                    .map(move |(p, q)| (TopicPartition::new(topic.clone(), p as i32), q.clone()))
+            })
+            .collect();
+        *self.listing.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(listing);
+        queue
+    }
+
+    /// The queue of a partition the sender already knows (for putting a batch back).
+    pub(crate) fn queue_of(&self, tp: &TopicPartition) -> PartitionQueue {
+        self.queue(&tp.topic, tp.partition, 0)
+    }
+
+    /// Records an error after which the producer cannot go on (`send` reports it).
+    pub(crate) fn set_fatal(&self, error: Error) {
+        let mut fatal = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+        fatal.get_or_insert(error);
+    }
+
+    /// The fatal error, if one happened.
+    pub(crate) fn fatal(&self) -> Option<Error> {
+        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every partition queue, for the sender to scan (shared, rebuilt only when a queue is
+    /// added).
+    pub(crate) fn all_queues(&self) -> Arc<Vec<(TopicPartition, PartitionQueue)>> {
+        self.listing
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// When the head batch of a queue may be sent: now if full, flushing, closing or retrying
+    /// after its backoff; else when its linger ends. `None` for an empty queue.
+    pub(crate) fn ready_at(&self, batch: &ProducerBatch, more_behind: bool) -> Instant {
+        if let Some(at) = batch.retry_at {
+            return at;
+        }
+        if batch.full || more_behind || self.is_flushing() || self.is_closed() {
+            return batch.created;
+        }
+        batch.created + self.linger
+    }
+
+    /// Called by the sender when a batch is done (delivered or failed).
+    pub(crate) fn completed(&self, batch_id: u64, reserved: usize) {
+        self.release(reserved);
+        self.incomplete
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&batch_id);
+        self.completed.notify_waiters();
+    }
+
+    pub(crate) fn is_flushing(&self) -> bool {
+        self.flushing.load(Ordering::Acquire) > 0
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Stops new appends (the caller checks [`is_closed`](Self::is_closed)) and tells the
+    /// sender to send everything without lingering.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake_sender.notify_one();
+    }
+
+    /// Whether any batch is still queued or in flight.
+    pub(crate) fn has_incomplete(&self) -> bool {
+        !self
+            .incomplete
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// Waits until every batch created before the call has completed.
+    ///
+    /// # Cancellation
+    /// Dropping the future ends the flush request; records are still delivered.
+    pub(crate) async fn flush(&self) {
+        struct Flushing<'a>(&'a AtomicUsize);
+        impl Drop for Flushing<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let upto = self.next_batch_id.load(Ordering::Acquire);
+        self.flushing.fetch_add(1, Ordering::AcqRel);
+        let _guard = Flushing(&self.flushing);
+        self.wake_sender.notify_one();
+        loop {
+            let notified = self.completed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let oldest = self
+                .incomplete
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .first()
+                .copied();
+            if oldest.is_none_or(|id| id >= upto) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The producer: batching, compression, partitioning, acks, retries and idempotence.
+//!
+//! ```text
+//!  Producer::send ─▶ partitioner ─▶ Accumulator (per-partition batches, buffer.memory)
+//!                                          │ ready: full, linger.ms, flush, close
+//!                                          ▼
+//!                                   Sender task ─▶ one ProduceRequest per leader
+//!                                          ▲             │ ≤ max.in.flight per broker
+//!                                          └─ retry ◀────┘ DeliveryFuture / callback
+//! ```
+//!
+//! ```no_run
+//! use kafka_client::producer::{Producer, ProducerRecord};
+//! # async fn demo() -> kafka_client::Result<()> {
+//! let producer = Producer::builder().bootstrap_servers("127.0.0.1:9092").build().await?;
+//!
+//! // Synchronous: wait for the broker's acknowledgement.
+//! let stored = producer
+//!     .send(ProducerRecord::new("orders").key("order-1").value("created"))
+//!     .await?
+//!     .await?;
+//! println!("stored at {}-{}@{}", stored.topic, stored.partition, stored.offset);
+//!
+//! // Asynchronous: keep the delivery future (or drop it: fire and forget).
+//! let pending = producer.send(ProducerRecord::new("orders").value("next")).await?;
+//! producer.flush().await?;
+//! pending.await?;
+//! producer.close(std::time::Duration::from_secs(30)).await;
+//! # Ok(()) }
+//! ```
+
+mod accumulator;
+mod batch;
+mod config;
+mod idempotence;
+mod partitioner;
+mod record;
+mod sender;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{oneshot, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::cluster::{Cluster, TopicMetadata};
+use crate::error::{Error, Result};
+use crate::protocol::records::{RecordBatchBuilder, RECORD_BATCH_OVERHEAD as BATCH_OVERHEAD};
+use crate::types::TopicPartition;
+
+pub use crate::protocol::records::Compression;
+pub use config::{Acks, ProducerBuilder, ProducerConfig};
+pub use partitioner::{murmur2, partition_for_key, Partitioner};
+pub use record::{DeliveryFuture, ProducerRecord, RecordMetadata};
+
+use accumulator::Accumulator;
+use partitioner::PartitionerState;
+use record::Delivery;
+use sender::Sender;
+
+/// An asynchronous Kafka producer. Cheap to clone: clones share the buffer, the sender task
+/// and the connections.
+///
+/// When the last clone is dropped, the sender still delivers what was sent (each record
+/// within `delivery.timeout.ms`) and then stops; [`close`](Self::close) does that with a
+/// deadline.
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cluster: Cluster,
+    config: Arc<ProducerConfig>,
+    acc: Arc<Accumulator>,
+    partitioner: PartitionerState,
+    abort: Arc<Notify>,
+    sender: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Deliver what is queued, then let the sender end.
+        self.acc.close();
+    }
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("client_id", &self.inner.config.client.client_id)
+            .finish()
+    }
+}
+
+impl Producer {
+    /// A builder with the Java client's defaults.
+    pub fn builder() -> ProducerBuilder {
+        ProducerBuilder::default()
+    }
+
+    pub(crate) async fn start(config: ProducerConfig) -> Result<Producer> {
+        // The Java producer lets brokers auto-create topics it sends to.
+        let cluster = Cluster::connect_with(config.client.clone(), true).await?;
+        let config = Arc::new(config);
+        let acc = Arc::new(Accumulator::new(
+            config.batch_size,
+            config.linger,
+            config.compression,
+            config.buffer_memory,
+        ));
+        let abort = Arc::new(Notify::new());
+        let sender = Sender::new(cluster.clone(), config.clone(), acc.clone());
+        let handle = tokio::spawn(sender.run(abort.clone()));
+        Ok(Producer {
+            inner: Arc::new(Inner {
+                partitioner: PartitionerState::new(
+                    config.partitioner.clone(),
+                    config.partitioner_ignore_keys,
+                    config.batch_size,
+                ),
+                cluster,
+                config,
+                acc,
+                abort,
+                sender: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.inner.config
+    }
+
+    /// Queues a record and returns the future of its delivery.
+    ///
+    /// Waits only for topic metadata and `buffer.memory` space, at most `max.block.ms`,
+    /// then fails with [`Error::Timeout`]. A record larger than `max.request.size` or
+    /// `buffer.memory` fails at once with [`Error::RecordTooLarge`]; records around it are
+    /// not affected.
+    ///
+    /// # Cancellation
+    /// Dropping this future before it resolves leaves nothing queued. Dropping the returned
+    /// [`DeliveryFuture`] does not cancel the record (fire and forget).
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let (tx, rx) = oneshot::channel();
+        self.enqueue(record, Delivery::Future(tx)).await?;
+        Ok(DeliveryFuture::new(rx))
+    }
+
+    /// Queues a record; `callback` gets its outcome, on the producer's sender task (keep it
+    /// short: hand heavy work to a channel). Errors before queueing come back here instead,
+    /// and then the callback is not called.
+    ///
+    /// # Cancellation
+    /// As for [`send`](Self::send).
+    pub async fn send_with_callback<F>(&self, record: ProducerRecord, callback: F) -> Result<()>
+    where
+        F: FnOnce(Result<RecordMetadata>) + Send + 'static,
+    {
+        self.enqueue(record, Delivery::Callback(Box::new(callback)))
+            .await
+    }
+
+    async fn enqueue(&self, record: ProducerRecord, delivery: Delivery) -> Result<()> {
+        let inner = &self.inner;
+        if inner.acc.is_closed() {
+            return Err(Error::Closed("the producer is closed".into()));
+        }
+        if let Some(e) = inner.acc.fatal() {
+            return Err(e);
+        }
+        if record.topic.is_empty() {
+            return Err(Error::InvalidArgument("a record needs a topic".into()));
+        }
+        let max_block = inner.config.max_block;
+        let deadline = Instant::now() + max_block;
+        let size = RecordBatchBuilder::record_size_upper_bound(
+            record.key.as_ref().map_or(0, |k| k.len()),
+            record.value.as_ref().map_or(0, |v| v.len()),
+            &record.headers,
+        );
+        if size + BATCH_OVERHEAD > inner.config.max_request_size {
+            return Err(Error::RecordTooLarge {
+                topic: record.topic.clone(),
+                size: size + BATCH_OVERHEAD,
+                limit_key: "max.request.size",
+                limit: inner.config.max_request_size,
+            });
+        }
+        let topic = self.topic_metadata(&record.topic, max_block).await?;
+        let count = topic.partitions.len() as i32;
+        let partition = match record.partition {
+            Some(p) => p,
+            None => inner.partitioner.choose(&record, &topic),
+        };
+        if partition < 0 || partition >= count {
+            return Err(Error::InvalidArgument(format!(
+                "partition {partition} of topic {} is not in 0..{count}",
+                record.topic
+            )));
+        }
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        if timestamp < 0 {
+            return Err(Error::InvalidArgument(format!(
+                "record timestamp {timestamp} for {} is negative",
+                record.topic
+            )));
+        }
+        inner
+            .acc
+            .reserve(&record.topic, size, deadline, max_block)
+            .await?;
+        if inner.acc.is_closed() {
+            inner.acc.release(size);
+            return Err(Error::Closed("the producer is closed".into()));
+        }
+        let tp = TopicPartition::new(record.topic, partition);
+        inner.acc.append(
+            &tp,
+            count as usize,
+            timestamp,
+            record.key.as_deref(),
+            record.value.as_deref(),
+            &record.headers,
+            size,
+            delivery,
+        );
+        inner.partitioner.on_append(&tp.topic, partition, size);
+        Ok(())
+    }
+
+    async fn topic_metadata(&self, topic: &str, wait: Duration) -> Result<Arc<TopicMetadata>> {
+        let cluster = &self.inner.cluster;
+        if let Some(t) = cluster.metadata().topic(topic) {
+            if !t.partitions.is_empty() {
+                return Ok(t.clone());
+            }
+        }
+        cluster.track([topic.to_owned()]);
+        cluster.topic(topic, wait).await.map_err(|e| match e {
+            Error::UnknownTopicOrPartition { .. } => Error::Timeout {
+                what: format!("waiting for topic {topic} to appear in metadata (max.block.ms)"),
+                after: wait,
+            },
+            other => other,
+        })
+    }
+
+    /// Metadata of a topic's partitions, as the producer sees them.
+    pub async fn partitions_for(&self, topic: &str) -> Result<Arc<TopicMetadata>> {
+        self.topic_metadata(topic, self.inner.config.max_block)
+            .await
+    }
+
+    /// Sends everything queued now, without waiting for `linger.ms`, and waits until all of
+    /// it is delivered or failed (each record within `delivery.timeout.ms`). Outcomes are
+    /// reported through each record's future or callback.
+    ///
+    /// # Cancellation
+    /// Dropping the future stops waiting; the records are still delivered.
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.acc.flush().await;
+        match self.inner.acc.fatal() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops accepting records, delivers what is queued for up to `timeout`, then fails what
+    /// is left with [`Error::Closed`] and stops the sender. Every clone is closed.
+    ///
+    /// # Cancellation
+    /// Dropping the future leaves the producer closed to new records; queued ones are still
+    /// delivered in the background.
+    pub async fn close(&self, timeout: Duration) {
+        self.inner.acc.close();
+        let handle = self
+            .inner
+            .sender
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(mut handle) = handle else { return };
+        if tokio::time::timeout(timeout, &mut handle).await.is_err() {
+            tracing::warn!(
+                ?timeout,
+                "producer close timed out; failing undelivered records"
+            );
+            self.inner.abort.notify_one();
+            let _ = handle.await;
+        }
+        self.inner.cluster.close();
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,269 @@
+//! Choosing a record's partition: explicit partition, key hash, uniform sticky, round robin,
+//! or the user's own [`Partitioner`].
+//!
+//! Keyed records go to `toPositive(murmur2(key)) % partitions` exactly as the Java client
+//! computes it, so a Rust and a Java producer put the same key in the same partition.
+//! Keyless records stick to one partition until `batch.size` bytes went there, then move to
+//! another chosen at random among the partitions that have a leader (KIP-794's uniform
+//! sticky partitioner, without the adaptive weighting by queue size).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::cluster::TopicMetadata;
+
+use super::record::ProducerRecord;
+
+/// A user-defined partitioner. Records with an explicit partition never reach it.
+///
+/// ```
+/// use kafka_client::cluster::TopicMetadata;
+/// use kafka_client::producer::{Partitioner, ProducerRecord};
+///
+/// /// Every record of a tenant to one partition, by the tenant's header.
+/// #[derive(Debug)]
+/// struct ByTenant;
+///
+/// impl Partitioner for ByTenant {
+///     fn partition(&self, record: &ProducerRecord, topic: &TopicMetadata) -> i32 {
+///         let tenant = record.headers.iter().find(|h| h.key == "tenant");
+///         let hash = tenant.and_then(|h| h.value.as_ref()).map_or(0, |v| v.len() as i32);
+///         hash % topic.partitions.len() as i32
+///     }
+/// }
+/// ```
+pub trait Partitioner: Send + Sync + fmt::Debug {
+    /// The partition for `record`, in `0..topic.partitions.len()`. An answer outside that
+    /// range fails the record with an error naming it.
+    fn partition(&self, record: &ProducerRecord, topic: &TopicMetadata) -> i32;
+}
+
+/// Which partitioner the producer uses.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum PartitionerKind {
+    /// Key hash for keyed records, uniform sticky for the rest.
+    #[default]
+    Default,
+    /// Every record to the next partition in turn.
+    RoundRobin,
+    /// The user's.
+    Custom(Arc<dyn Partitioner>),
+}
+
+/// The Java client's `Utils.murmur2`: MurmurHash2, seed `0x9747b28c`, little-endian blocks.
+pub fn murmur2(key: &[u8]) -> i32 {
+    murmur2::murmur2(key, murmur2::KAFKA_SEED) as i32
+}
+
+/// `Utils.toPositive(murmur2(key)) % partitions`, the Java client's partition for a key.
+pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
+    (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
+}
+
+/// Per-producer partitioner state: sticky partitions and round-robin counters per topic.
+#[derive(Debug)]
+pub(crate) struct PartitionerState {
+    kind: PartitionerKind,
+    ignore_keys: bool,
+    batch_size: usize,
+    sticky: Mutex<HashMap<String, Sticky>>,
+    counters: Mutex<HashMap<String, u32>>,
+    rng: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sticky {
+    partition: i32,
+    bytes: usize,
+}
+
+impl PartitionerState {
+    pub(crate) fn new(kind: PartitionerKind, ignore_keys: bool, batch_size: usize) -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0x2545_f491_4f6c_dd1d);
+        PartitionerState {
+            kind,
+            ignore_keys,
+            batch_size,
+            sticky: Mutex::new(HashMap::new()),
+            counters: Mutex::new(HashMap::new()),
+            rng: AtomicU64::new(seed | 1),
+        }
+    }
+
+    /// The partition for a record without an explicit one.
+    pub(crate) fn choose(&self, record: &ProducerRecord, topic: &TopicMetadata) -> i32 {
+        let count = topic.partitions.len() as i32;
+        match &self.kind {
+            PartitionerKind::Custom(p) => p.partition(record, topic),
+            PartitionerKind::RoundRobin => self.round_robin(topic),
+            PartitionerKind::Default => match &record.key {
+                Some(key) if !self.ignore_keys => partition_for_key(key, count),
+                _ => self.sticky_partition(topic),
+            },
+        }
+    }
+
+    /// Counts `bytes` appended to `partition`; the keyless sticky partition moves on once
+    /// `batch.size` bytes went to it.
+    pub(crate) fn on_append(&self, topic: &str, partition: i32, bytes: usize) {
+        if !matches!(self.kind, PartitionerKind::Default) {
+            return;
+        }
+        let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = sticky.get_mut(topic) {
+            if s.partition == partition {
+                s.bytes += bytes;
+                if s.bytes >= self.batch_size {
+                    // Switch on the next keyless record.
+                    s.partition = -1;
+                }
+            }
+        }
+    }
+
+    fn sticky_partition(&self, topic: &TopicMetadata) -> i32 {
+        let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
+        let count = topic.partitions.len() as i32;
+        if let Some(s) = sticky.get(&topic.name) {
+            if s.partition >= 0 && s.partition < count {
+                return s.partition;
+            }
+        }
+        let partition = self.random_available(topic);
+        sticky.insert(
+            topic.name.clone(),
+            Sticky {
+                partition,
+                bytes: 0,
+            },
+        );
+        partition
+    }
+
+    fn random_available(&self, topic: &TopicMetadata) -> i32 {
+        let available: Vec<i32> = topic
+            .partitions
+            .iter()
+            .filter(|p| p.leader.is_some())
+            .map(|p| p.partition)
+            .collect();
+        let r = self.next_random();
+        if available.is_empty() {
+            (r % topic.partitions.len().max(1) as u64) as i32
+        } else {
+            available[(r % available.len() as u64) as usize]
+        }
+    }
+
+    fn round_robin(&self, topic: &TopicMetadata) -> i32 {
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let counter = counters.entry(topic.name.clone()).or_insert(0);
+        let n = *counter;
+        *counter = counter.wrapping_add(1);
+        let available: Vec<i32> = topic
+            .partitions
+            .iter()
+            .filter(|p| p.leader.is_some())
+            .map(|p| p.partition)
+            .collect();
+        if available.is_empty() {
+            (n % topic.partitions.len().max(1) as u32) as i32
+        } else {
+            available[n as usize % available.len()]
+        }
+    }
+
+    /// xorshift64*: statistically fine for spreading partitions, and ours to keep.
+    fn next_random(&self) -> u64 {
+        let mut x = self.rng.load(Ordering::Relaxed);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.store(x, Ordering::Relaxed);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::{PartitionInfo, TopicId};
+
+    fn topic(partitions: i32) -> TopicMetadata {
+        TopicMetadata {
+            name: "t".into(),
+            id: TopicId::default(),
+            is_internal: false,
+            partitions: (0..partitions)
+                .map(|p| PartitionInfo {
+                    partition: p,
+                    leader: Some(1),
+                    leader_epoch: 0,
+                    replicas: vec![1],
+                    isr: vec![1],
+                    offline_replicas: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn murmur2_matches_the_java_client() {
+        // Values from the Java client's own Utils tests.
+        assert_eq!(murmur2(b"21"), -973932308);
+        assert_eq!(murmur2(b"foobar"), -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+            -58897971
+        );
+        assert_eq!(murmur2(b"abc"), 479470107);
+    }
+
+    #[test]
+    fn keyed_records_follow_the_hash() {
+        let state = PartitionerState::new(PartitionerKind::Default, false, 16384);
+        let t = topic(6);
+        let r = ProducerRecord::new("t").key("order-1");
+        let p = state.choose(&r, &t);
+        assert_eq!(p, partition_for_key(b"order-1", 6));
+        assert_eq!(state.choose(&r, &t), p);
+    }
+
+    #[test]
+    fn keyless_records_stick_until_batch_size_bytes() {
+        let state = PartitionerState::new(PartitionerKind::Default, false, 100);
+        let t = topic(50);
+        let r = ProducerRecord::new("t").value("v");
+        let first = state.choose(&r, &t);
+        state.on_append("t", first, 60);
+        assert_eq!(state.choose(&r, &t), first);
+        state.on_append("t", first, 60);
+        // Past batch.size: a new random partition (may rarely be the same one again).
+        let mut moved = false;
+        for _ in 0..20 {
+            let next = state.choose(&r, &t);
+            if next != first {
+                moved = true;
+                break;
+            }
+            state.on_append("t", next, 100);
+        }
+        assert!(moved);
+    }
+
+    #[test]
+    fn round_robin_cycles() {
+        let state = PartitionerState::new(PartitionerKind::RoundRobin, false, 100);
+        let t = topic(3);
+        let r = ProducerRecord::new("t").key("same");
+        let got: Vec<i32> = (0..6).map(|_| state.choose(&r, &t)).collect();
+        assert_eq!(got, vec![0, 1, 2, 0, 1, 2]);
+    }
+}
