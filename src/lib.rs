@@ -2,7 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
-pub(crate) mod protocol;
+pub mod protocol;
 mod types;
 
 pub use error::{Error, ErrorContext, KafkaCode, Result};

@@ -1,6 +1,7 @@
 //! Wire-protocol glue: the parts of the Kafka protocol this crate encodes itself.
+//!
+//! Request and response messages come from the `kafka-protocol` crate; record batches are
+//! ours, because the producer writes them in place and the consumer decodes them without
+//! copying.
 
-// The producer and consumer that use the codec do not exist yet; without this, every
-// public item of it would warn until they do.
-#[allow(dead_code, unused_imports)]
-pub(crate) mod records;
+pub mod records;

@@ -39,6 +39,30 @@ pub enum TimestampType {
 /// batch at the fetch offset is larger than `max.partition.fetch.bytes` allows to be fetched.
 ///
 /// A length or magic byte that cannot be right is an `Err`, after which iteration ends.
+///
+/// ```no_run
+/// use kafka_client::protocol::records::{RecordBatches, DEFAULT_MAX_DECOMPRESSED_SIZE};
+///
+/// # fn handle(records: bytes::Bytes, fetch_offset: i64) -> kafka_client::Result<()> {
+/// let mut batches = RecordBatches::new(records); // one partition's `records` field
+/// for batch in batches.by_ref() {
+///     let batch = batch?;
+///     batch.validate_crc()?; // check.crcs=true
+///     if batch.is_control() {
+///         continue; // transaction markers are not application records
+///     }
+///     for record in batch.records(DEFAULT_MAX_DECOMPRESSED_SIZE)? {
+///         let record = record?;
+///         if record.offset >= fetch_offset {
+///             println!("{} {:?}", record.offset, record.value);
+///         }
+///     }
+/// }
+/// if batches.truncated() {
+///     // Fine after complete batches; with none, the next batch exceeds the fetch size.
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct RecordBatches {
     data: Bytes,

@@ -51,10 +51,17 @@ impl Default for ProducerState {
 
 /// Fills one magic v2 record batch, record by record, then seals it with [`build`].
 ///
-/// ```ignore
+/// ```
+/// use kafka_client::protocol::records::{Compression, ProducerState, RecordBatchBuilder};
+///
 /// let mut b = RecordBatchBuilder::new(Compression::Lz4 { level: None }, 16 * 1024);
-/// b.append(1_700_000_000_000, Some(b"key"), Some(b"value"), &[])?;
-/// let batch: Bytes = b.build(ProducerState::NONE)?;
+/// let (key, value) = (b"user-1", b"clicked");
+/// // Check the room first: a full batch goes to the broker and a new one starts.
+/// if b.estimated_size() + b.record_size(1_700_000_000_000, key.len(), value.len(), &[]) <= 16 * 1024 {
+///     b.append(1_700_000_000_000, Some(key), Some(value), &[])?;
+/// }
+/// let batch: bytes::Bytes = b.build(ProducerState::NONE)?; // the Produce request's records
+/// # Ok::<(), kafka_client::Error>(())
 /// ```
 ///
 /// [`build`]: RecordBatchBuilder::build

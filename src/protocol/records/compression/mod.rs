@@ -42,10 +42,14 @@ const ZSTD_LEVELS: (i32, i32, i32) = (-131_072, 22, 3);
 /// `level: None` means the codec's default, as in the Java client. Parse the Java names with
 /// [`FromStr`]:
 ///
-/// ```ignore
+/// ```
+/// use kafka_client::protocol::records::Compression;
+///
 /// let c: Compression = "lz4".parse()?;
 /// assert_eq!(c, Compression::Lz4 { level: None });
 /// let c = Compression::Zstd { level: None }.with_level(9)?;
+/// assert!(Compression::Gzip { level: None }.with_level(10).is_err());
+/// # Ok::<(), kafka_client::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Compression {
