@@ -267,10 +267,15 @@ impl RecordBatchBuilder {
             return Ok(buf.freeze());
         }
         let records = &self.buf[RECORD_BATCH_OVERHEAD..];
-        // Most record data compresses at least 2:1; a worse ratio costs one reallocation.
-        let mut out = Vec::with_capacity(RECORD_BATCH_OVERHEAD + records.len() / 2 + 64);
+        // Room for the worst case, so the codec never reallocates mid-stream...
+        let bound = self.compression.max_compressed_len(records.len());
+        let mut out = Vec::with_capacity(RECORD_BATCH_OVERHEAD + bound);
         out.resize(RECORD_BATCH_OVERHEAD, 0);
         self.compression.compress(records, &mut out)?;
+        // ...then give back what compression saved: the batch may wait in memory for acks.
+        if out.capacity() - out.len() > out.len() / 4 {
+            out.shrink_to_fit();
+        }
         header.write(&mut out)?;
         Ok(Bytes::from(out))
     }
