@@ -1,6 +1,7 @@
 //! kafka-client: a pure-Rust, async client for Apache Kafka.
 #![warn(missing_docs)]
 
+pub mod consumer;
 pub mod error;
 mod types;
 

@@ -1,0 +1,180 @@
+//! Partition assignors: who in a consumer group reads which partitions.
+//!
+//! In the classic group protocol the coordinator elects one member, the leader, and hands it
+//! every member's [`Subscription`]. The leader runs a [`PartitionAssignor`] and sends one
+//! [`Assignment`] per member back through the coordinator:
+//!
+//! ```text
+//!  member ──JoinGroup(Subscription per assignor)──▶ coordinator ──all subscriptions──▶ leader
+//!                                                                                        │ assign()
+//!  member ◀──────────SyncGroup(Assignment)──────── coordinator ◀──one Assignment each────┘
+//!     └─ on_assignment()
+//! ```
+//!
+//! Rack-aware assignment (KIP-881) is not implemented: `Subscription::rack_id` is carried on
+//! the wire but the assignors do not look at it, because [`PartitionAssignor::assign`] is not
+//! given the racks of partition replicas.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::error::Result;
+use crate::types::TopicPartition;
+
+/// How partitions change hands during a rebalance (the Java client's `RebalanceProtocol`).
+///
+/// Ordered by how advanced the protocol is, so `max` picks the better of two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RebalanceProtocol {
+    /// Every member revokes all its partitions before joining; the assignor may reshuffle freely.
+    Eager,
+    /// Members keep their partitions while rebalancing (KIP-429); a partition that must move
+    /// is first revoked by its owner and handed out in a follow-up rebalance.
+    Cooperative,
+}
+
+impl RebalanceProtocol {
+    /// The Java client's byte id: 0 for eager, 1 for cooperative.
+    pub fn id(self) -> u8 {
+        match self {
+            RebalanceProtocol::Eager => 0,
+            RebalanceProtocol::Cooperative => 1,
+        }
+    }
+}
+
+/// What one member sends the leader when joining: the Java client's `Subscription`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subscription {
+    /// The topics the member wants to read.
+    pub topics: Vec<String>,
+    /// Opaque data from [`PartitionAssignor::subscription_user_data`].
+    pub user_data: Option<Bytes>,
+    /// The partitions the member owns right now (consumer protocol v1+). Cooperative members
+    /// keep consuming these through the rebalance.
+    pub owned_partitions: Vec<TopicPartition>,
+    /// The group generation in which `owned_partitions` were assigned (protocol v2+); `None`
+    /// when the member has none (`-1` on the wire).
+    pub generation_id: Option<i32>,
+    /// The member's `client.rack` (protocol v3+).
+    pub rack_id: Option<String>,
+}
+
+impl Subscription {
+    /// A subscription to `topics` with nothing else set.
+    pub fn new<I, S>(topics: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Subscription {
+            topics: topics.into_iter().map(Into::into).collect(),
+            ..Subscription::default()
+        }
+    }
+}
+
+/// What the leader sends one member back: the Java client's `Assignment`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Assignment {
+    /// The partitions the member should read.
+    pub partitions: Vec<TopicPartition>,
+    /// Opaque data for the member's assignor.
+    pub user_data: Option<Bytes>,
+}
+
+impl Assignment {
+    /// An assignment of `partitions` without user data.
+    pub fn new(partitions: Vec<TopicPartition>) -> Self {
+        Assignment {
+            partitions,
+            user_data: None,
+        }
+    }
+}
+
+/// One member of the group as the leader sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The member id the coordinator gave the member.
+    pub member_id: String,
+    /// The member's `group.instance.id` when it is a static member.
+    pub group_instance_id: Option<String>,
+    /// What the member asked for.
+    pub subscription: Subscription,
+}
+
+impl GroupMember {
+    /// A dynamic member (no `group.instance.id`).
+    pub fn new(member_id: impl Into<String>, subscription: Subscription) -> Self {
+        GroupMember {
+            member_id: member_id.into(),
+            group_instance_id: None,
+            subscription,
+        }
+    }
+}
+
+/// Decides which member reads which partitions; the Java client's `ConsumerPartitionAssignor`.
+///
+/// Implement it for a custom strategy and hand the consumer an `Arc<dyn PartitionAssignor>`.
+/// Methods take `&self`: an assignor that remembers state between rebalances (as the sticky
+/// ones do) keeps it behind a lock.
+pub trait PartitionAssignor: Send + Sync + fmt::Debug {
+    /// The protocol name sent to the coordinator: `range`, `roundrobin`, `sticky`,
+    /// `cooperative-sticky`, or a custom one. All members must share at least one name.
+    fn name(&self) -> &str;
+
+    /// The rebalance protocols this assignor works with, most preferred first.
+    fn supported_protocols(&self) -> Vec<RebalanceProtocol> {
+        vec![RebalanceProtocol::Eager]
+    }
+
+    /// Data to put in this member's [`Subscription::user_data`] when joining.
+    fn subscription_user_data(&self, topics: &[String]) -> Option<Bytes> {
+        let _ = topics;
+        None
+    }
+
+    /// Runs on the leader: assigns the partitions of the subscribed topics.
+    ///
+    /// `partitions_per_topic` holds the partition count of every subscribed topic the leader
+    /// has metadata for; topics missing from it are skipped. The result is keyed by member id
+    /// and has an entry, possibly empty, for every member.
+    fn assign(
+        &self,
+        partitions_per_topic: &HashMap<String, i32>,
+        members: &[GroupMember],
+    ) -> Result<HashMap<String, Assignment>>;
+
+    /// Runs on every member when its assignment arrives, with the group generation.
+    fn on_assignment(&self, assignment: &Assignment, generation_id: i32) {
+        let _ = (assignment, generation_id);
+    }
+}
+
+/// Orders strings as Java's `String.compareTo` does (by UTF-16 code unit), so member and
+/// topic orders, which decide who gets what, are the ones a Java leader would produce.
+pub(crate) fn java_cmp(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        return a.cmp(b);
+    }
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_order_differs_from_utf8_only_past_the_bmp() {
+        assert_eq!(java_cmp("a", "b"), Ordering::Less);
+        // U+FF21 (one UTF-16 unit 0xFF21) sorts after U+1F600 (surrogates 0xD83D..) in Java,
+        // before it in UTF-8 byte order.
+        assert_eq!(java_cmp("\u{FF21}", "\u{1F600}"), Ordering::Greater);
+        assert_eq!("\u{FF21}".cmp("\u{1F600}"), Ordering::Less);
+    }
+}
