@@ -16,13 +16,19 @@
 //! given the racks of partition replicas.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use bytes::Bytes;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::types::TopicPartition;
+
+mod range;
+mod round_robin;
+
+pub use range::RangeAssignor;
+pub use round_robin::RoundRobinAssignor;
 
 /// How partitions change hands during a rebalance (the Java client's `RebalanceProtocol`).
 ///
@@ -165,6 +171,68 @@ pub(crate) fn java_cmp(a: &str, b: &str) -> Ordering {
     a.encode_utf16().cmp(b.encode_utf16())
 }
 
+/// The Java `MemberInfo` order used by range and round robin: static members first, by
+/// `group.instance.id`, then dynamic members by member id.
+pub(crate) fn member_order(a: &GroupMember, b: &GroupMember) -> Ordering {
+    match (&a.group_instance_id, &b.group_instance_id) {
+        (Some(x), Some(y)) => java_cmp(x, y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+    // Ties (two members with one instance id) cannot happen in a healthy group; the member
+    // id keeps the result deterministic anyway.
+    .then_with(|| java_cmp(&a.member_id, &b.member_id))
+}
+
+/// Refuses member lists with a repeated member id: assignments are keyed by it.
+pub(crate) fn check_unique_members(members: &[GroupMember]) -> Result<()> {
+    let mut seen = HashSet::with_capacity(members.len());
+    for m in members {
+        if !seen.insert(m.member_id.as_str()) {
+            return Err(Error::InvalidArgument(format!(
+                "member id {:?} appears twice in the group",
+                m.member_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The topics some member subscribes to that have partitions, with their counts, sorted in
+/// Java string order. Java assignors only ever see subscribed topics with metadata.
+pub(crate) fn subscribed_topics(
+    partitions_per_topic: &HashMap<String, i32>,
+    members: &[GroupMember],
+) -> Vec<(String, i32)> {
+    let mut topics: Vec<(String, i32)> = members
+        .iter()
+        .flat_map(|m| m.subscription.topics.iter())
+        .collect::<HashSet<&String>>()
+        .into_iter()
+        .filter_map(|t| match partitions_per_topic.get(t) {
+            Some(&n) if n > 0 => Some((t.clone(), n)),
+            _ => None,
+        })
+        .collect();
+    topics.sort_by(|a, b| java_cmp(&a.0, &b.0));
+    topics
+}
+
+/// Wraps per-member partition lists into assignments, giving every member an entry.
+pub(crate) fn into_assignments(
+    members: &[GroupMember],
+    mut lists: HashMap<String, Vec<TopicPartition>>,
+) -> HashMap<String, Assignment> {
+    members
+        .iter()
+        .map(|m| {
+            let partitions = lists.remove(&m.member_id).unwrap_or_default();
+            (m.member_id.clone(), Assignment::new(partitions))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +244,16 @@ mod tests {
         // before it in UTF-8 byte order.
         assert_eq!(java_cmp("\u{FF21}", "\u{1F600}"), Ordering::Greater);
         assert_eq!("\u{FF21}".cmp("\u{1F600}"), Ordering::Less);
+    }
+
+    #[test]
+    fn static_members_sort_first_by_instance_id() {
+        let mut a = GroupMember::new("a", Subscription::default());
+        let mut b = GroupMember::new("b", Subscription::default());
+        assert_eq!(member_order(&a, &b), Ordering::Less);
+        b.group_instance_id = Some("i0".into());
+        assert_eq!(member_order(&a, &b), Ordering::Greater);
+        a.group_instance_id = Some("i1".into());
+        assert_eq!(member_order(&a, &b), Ordering::Greater);
     }
 }
