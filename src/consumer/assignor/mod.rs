@@ -24,11 +24,16 @@ use bytes::Bytes;
 use crate::error::{Error, Result};
 use crate::types::TopicPartition;
 
+mod cooperative_sticky;
 mod range;
 mod round_robin;
+mod sticky;
+mod sticky_core;
 
+pub use cooperative_sticky::CooperativeStickyAssignor;
 pub use range::RangeAssignor;
 pub use round_robin::RoundRobinAssignor;
+pub use sticky::StickyAssignor;
 
 /// How partitions change hands during a rebalance (the Java client's `RebalanceProtocol`).
 ///
@@ -162,6 +167,41 @@ pub trait PartitionAssignor: Send + Sync + fmt::Debug {
     }
 }
 
+/// Checks that an assignment respects the cooperative protocol: no partition a member still
+/// owns is handed straight to another member (it must be revoked first and assigned in the
+/// next rebalance). The Java leader runs this check for custom cooperative assignors; the
+/// built-in cooperative-sticky assignor satisfies it by construction.
+pub fn validate_cooperative_assignment(
+    members: &[GroupMember],
+    assignments: &HashMap<String, Assignment>,
+) -> Result<()> {
+    let mut revoked: HashSet<&TopicPartition> = HashSet::new();
+    let mut added: Vec<&TopicPartition> = Vec::new();
+    for member in members {
+        let owned: HashSet<&TopicPartition> = member.subscription.owned_partitions.iter().collect();
+        let assigned: HashSet<&TopicPartition> = assignments
+            .get(&member.member_id)
+            .map(|a| a.partitions.iter().collect())
+            .unwrap_or_default();
+        added.extend(assigned.difference(&owned).copied());
+        revoked.extend(owned.difference(&assigned).copied());
+    }
+    let mut moved: Vec<String> = added
+        .into_iter()
+        .filter(|tp| revoked.contains(tp))
+        .map(ToString::to_string)
+        .collect();
+    if moved.is_empty() {
+        return Ok(());
+    }
+    moved.sort();
+    Err(Error::InvalidArgument(format!(
+        "with the cooperative protocol, owned partitions cannot be reassigned to other \
+         members, but the assignor reassigned [{}] which are still owned",
+        moved.join(", ")
+    )))
+}
+
 /// Orders strings as Java's `String.compareTo` does (by UTF-16 code unit), so member and
 /// topic orders, which decide who gets what, are the ones a Java leader would produce.
 pub(crate) fn java_cmp(a: &str, b: &str) -> Ordering {
@@ -236,6 +276,27 @@ pub(crate) fn into_assignments(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cooperative_validation_catches_a_direct_handover() {
+        let mut a = Subscription::new(["t"]);
+        a.owned_partitions = vec![TopicPartition::new("t", 0)];
+        let members = vec![
+            GroupMember::new("a", a),
+            GroupMember::new("b", Subscription::new(["t"])),
+        ];
+        let mut out = HashMap::new();
+        out.insert("a".to_owned(), Assignment::default());
+        out.insert(
+            "b".to_owned(),
+            Assignment::new(vec![TopicPartition::new("t", 0)]),
+        );
+        let err = validate_cooperative_assignment(&members, &out).unwrap_err();
+        assert!(err.to_string().contains("t-0"), "{err}");
+        // Revoking without handing over is what cooperative members do.
+        out.insert("b".to_owned(), Assignment::default());
+        validate_cooperative_assignment(&members, &out).unwrap();
+    }
 
     #[test]
     fn java_order_differs_from_utf8_only_past_the_bmp() {
