@@ -11,6 +11,24 @@
 //!     └─ on_assignment()
 //! ```
 //!
+//! The built-in assignors match the Java client's, name for name, so a group can mix Java
+//! consumers and this crate's:
+//!
+//! | name                 | type                        | protocols            |
+//! |----------------------|-----------------------------|----------------------|
+//! | `range`              | [`RangeAssignor`]           | eager                |
+//! | `roundrobin`         | [`RoundRobinAssignor`]      | eager                |
+//! | `sticky`             | [`StickyAssignor`]          | eager                |
+//! | `cooperative-sticky` | [`CooperativeStickyAssignor`] | eager, cooperative |
+//!
+//! ```
+//! use kafka_client::consumer::assignor::{assignors_from_config, rebalance_protocol, RebalanceProtocol};
+//!
+//! let assignors = assignors_from_config("range, cooperative-sticky").unwrap();
+//! // Cooperative only if every configured assignor supports it, as in the Java client.
+//! assert_eq!(rebalance_protocol(&assignors).unwrap(), RebalanceProtocol::Eager);
+//! ```
+//!
 //! Rack-aware assignment (KIP-881) is not implemented: `Subscription::rack_id` is carried on
 //! the wire but the assignors do not look at it, because [`PartitionAssignor::assign`] is not
 //! given the racks of partition replicas.
@@ -18,6 +36,7 @@
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -34,6 +53,9 @@ pub use cooperative_sticky::CooperativeStickyAssignor;
 pub use range::RangeAssignor;
 pub use round_robin::RoundRobinAssignor;
 pub use sticky::StickyAssignor;
+
+/// The config key under which assignors are chosen, as in the Java client.
+pub const PARTITION_ASSIGNMENT_STRATEGY: &str = "partition.assignment.strategy";
 
 /// How partitions change hands during a rebalance (the Java client's `RebalanceProtocol`).
 ///
@@ -167,6 +189,101 @@ pub trait PartitionAssignor: Send + Sync + fmt::Debug {
     }
 }
 
+/// The built-in assignor for a name: the protocol name (`range`, `roundrobin`, `sticky`,
+/// `cooperative-sticky`) or the Java class name (`org.apache.kafka.clients.consumer.RangeAssignor`
+/// ...), so Java configs can be pasted as they are.
+pub fn assignor_for_name(name: &str) -> Result<Arc<dyn PartitionAssignor>> {
+    const JAVA_PACKAGE: &str = "org.apache.kafka.clients.consumer.";
+    let short = match name.trim().strip_prefix(JAVA_PACKAGE) {
+        Some("RangeAssignor") => "range",
+        Some("RoundRobinAssignor") => "roundrobin",
+        Some("StickyAssignor") => "sticky",
+        Some("CooperativeStickyAssignor") => "cooperative-sticky",
+        Some(_) => "",
+        None => name.trim(),
+    };
+    let assignor: Arc<dyn PartitionAssignor> = match short {
+        "range" => Arc::new(RangeAssignor::new()),
+        "roundrobin" => Arc::new(RoundRobinAssignor::new()),
+        "sticky" => Arc::new(StickyAssignor::new()),
+        "cooperative-sticky" => Arc::new(CooperativeStickyAssignor::new()),
+        _ => {
+            return Err(Error::config(
+                PARTITION_ASSIGNMENT_STRATEGY,
+                name,
+                "unknown assignor; expected range, roundrobin, sticky, cooperative-sticky or \
+                 their Java class names",
+            ))
+        }
+    };
+    Ok(assignor)
+}
+
+/// The assignors of a `partition.assignment.strategy` value: a comma-separated list of names
+/// accepted by [`assignor_for_name`], in order of preference. Refuses an empty list and two
+/// assignors with the same name, as the Java client does.
+pub fn assignors_from_config(value: &str) -> Result<Vec<Arc<dyn PartitionAssignor>>> {
+    let mut assignors: Vec<Arc<dyn PartitionAssignor>> = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let assignor = assignor_for_name(entry)?;
+        if assignors.iter().any(|a| a.name() == assignor.name()) {
+            return Err(Error::config(
+                PARTITION_ASSIGNMENT_STRATEGY,
+                value,
+                format!("assignor name '{}' is used more than once", assignor.name()),
+            ));
+        }
+        assignors.push(assignor);
+    }
+    if assignors.is_empty() {
+        return Err(Error::config(
+            PARTITION_ASSIGNMENT_STRATEGY,
+            value,
+            "at least one assignor is required",
+        ));
+    }
+    Ok(assignors)
+}
+
+/// The Java client's default `partition.assignment.strategy`: range, then cooperative-sticky
+/// (so a group can later move to cooperative-sticky with one rolling bounce).
+pub fn default_assignors() -> Vec<Arc<dyn PartitionAssignor>> {
+    vec![
+        Arc::new(RangeAssignor::new()),
+        Arc::new(CooperativeStickyAssignor::new()),
+    ]
+}
+
+/// The rebalance protocol a member uses with these assignors, decided as the Java
+/// `ConsumerCoordinator` does: the most advanced protocol that every assignor supports.
+pub fn rebalance_protocol(assignors: &[Arc<dyn PartitionAssignor>]) -> Result<RebalanceProtocol> {
+    let names = || {
+        let names: Vec<&str> = assignors.iter().map(|a| a.name()).collect();
+        names.join(",")
+    };
+    let mut common: Option<HashSet<RebalanceProtocol>> = None;
+    for assignor in assignors {
+        let supported: HashSet<_> = assignor.supported_protocols().into_iter().collect();
+        common = Some(match common {
+            None => supported,
+            Some(c) => c.intersection(&supported).copied().collect(),
+        });
+    }
+    match common.and_then(|c| c.into_iter().max()) {
+        Some(protocol) => Ok(protocol),
+        None if assignors.is_empty() => Err(Error::config(
+            PARTITION_ASSIGNMENT_STRATEGY,
+            "",
+            "at least one assignor is required",
+        )),
+        None => Err(Error::config(
+            PARTITION_ASSIGNMENT_STRATEGY,
+            names(),
+            "the assignors have no commonly supported rebalance protocol",
+        )),
+    }
+}
+
 /// Checks that an assignment respects the cooperative protocol: no partition a member still
 /// owns is handed straight to another member (it must be revoked first and assigned in the
 /// next rebalance). The Java leader runs this check for custom cooperative assignors; the
@@ -276,6 +393,87 @@ pub(crate) fn into_assignments(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_java_class_names_pick_the_same_assignor() {
+        for (short, class) in [
+            ("range", "RangeAssignor"),
+            ("roundrobin", "RoundRobinAssignor"),
+            ("sticky", "StickyAssignor"),
+            ("cooperative-sticky", "CooperativeStickyAssignor"),
+        ] {
+            assert_eq!(assignor_for_name(short).unwrap().name(), short);
+            let java = format!("org.apache.kafka.clients.consumer.{class}");
+            assert_eq!(assignor_for_name(&java).unwrap().name(), short);
+        }
+    }
+
+    #[test]
+    fn unknown_assignor_is_a_config_error_naming_the_key() {
+        let err = assignor_for_name("org.apache.kafka.clients.consumer.Nope").unwrap_err();
+        match err {
+            Error::Config { key, value, .. } => {
+                assert_eq!(key, "partition.assignment.strategy");
+                assert_eq!(value, "org.apache.kafka.clients.consumer.Nope");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(assignor_for_name("fair").is_err());
+    }
+
+    #[test]
+    fn config_lists_keep_order_and_refuse_duplicates_and_emptiness() {
+        let a = assignors_from_config(
+            "org.apache.kafka.clients.consumer.CooperativeStickyAssignor, range",
+        )
+        .unwrap();
+        let names: Vec<&str> = a.iter().map(|a| a.name()).collect();
+        assert_eq!(names, ["cooperative-sticky", "range"]);
+        assert!(
+            assignors_from_config("range,org.apache.kafka.clients.consumer.RangeAssignor").is_err()
+        );
+        assert!(assignors_from_config(" , ").is_err());
+    }
+
+    #[test]
+    fn protocol_is_cooperative_only_when_every_assignor_supports_it() {
+        let coop = assignors_from_config("cooperative-sticky").unwrap();
+        assert_eq!(
+            rebalance_protocol(&coop).unwrap(),
+            RebalanceProtocol::Cooperative
+        );
+        assert_eq!(
+            rebalance_protocol(&default_assignors()).unwrap(),
+            RebalanceProtocol::Eager
+        );
+        assert!(rebalance_protocol(&[]).is_err());
+    }
+
+    #[derive(Debug)]
+    struct CooperativeOnly;
+    impl PartitionAssignor for CooperativeOnly {
+        fn name(&self) -> &str {
+            "coop-only"
+        }
+        fn supported_protocols(&self) -> Vec<RebalanceProtocol> {
+            vec![RebalanceProtocol::Cooperative]
+        }
+        fn assign(
+            &self,
+            _: &HashMap<String, i32>,
+            members: &[GroupMember],
+        ) -> Result<HashMap<String, Assignment>> {
+            Ok(into_assignments(members, HashMap::new()))
+        }
+    }
+
+    #[test]
+    fn assignors_without_a_common_protocol_are_refused() {
+        let assignors: Vec<Arc<dyn PartitionAssignor>> =
+            vec![Arc::new(RangeAssignor::new()), Arc::new(CooperativeOnly)];
+        let err = rebalance_protocol(&assignors).unwrap_err();
+        assert!(err.to_string().contains("range,coop-only"), "{err}");
+    }
 
     #[test]
     fn cooperative_validation_catches_a_direct_handover() {
