@@ -49,6 +49,9 @@ mod round_robin;
 mod sticky;
 mod sticky_core;
 
+#[cfg(test)]
+mod properties;
+
 pub use cooperative_sticky::CooperativeStickyAssignor;
 pub use range::RangeAssignor;
 pub use round_robin::RoundRobinAssignor;
