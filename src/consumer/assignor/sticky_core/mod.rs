@@ -22,6 +22,9 @@ mod constrained;
 mod general;
 mod movements;
 
+#[cfg(test)]
+mod java_parity;
+
 use std::collections::{HashMap, HashSet};
 
 use crate::consumer::assignor::{check_unique_members, java_cmp, subscribed_topics, GroupMember};
@@ -258,7 +261,15 @@ pub(crate) fn assign(
     let sorted: Vec<&GroupMember> = order.iter().map(|&i| &members[i]).collect();
     let sorted_data: Vec<&MemberData> = order.iter().map(|&i| &data[i]).collect();
 
-    let layout = Layout::new(subscribed_topics(partitions_per_topic, members), &sorted);
+    let topics = subscribed_topics(partitions_per_topic, members);
+    // Partitions are u32 indices; no real cluster comes near, but metadata is input.
+    let total: u64 = topics.iter().map(|(_, n)| *n as u64).sum();
+    if total > u64::from(u32::MAX) {
+        return Err(Error::InvalidArgument(format!(
+            "sticky assignor cannot assign {total} partitions"
+        )));
+    }
+    let layout = Layout::new(topics, &sorted);
     let ownership = Ownership::resolve(&layout, &sorted_data);
 
     let (lists, transferring) = if members.is_empty() {
