@@ -41,6 +41,8 @@ pub(crate) struct Accumulator {
     incomplete: Mutex<BTreeSet<u64>>,
     flushing: AtomicUsize,
     closed: AtomicBool,
+    /// Set when the sender task has ended, however it ended.
+    sender_gone: AtomicBool,
     fatal: Mutex<Option<Error>>,
     /// Wakes the sender: a batch was created or filled, a flush or close began.
     pub(crate) wake_sender: Notify,
@@ -71,6 +73,7 @@ impl Accumulator {
             incomplete: Mutex::new(BTreeSet::new()),
             flushing: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            sender_gone: AtomicBool::new(false),
             fatal: Mutex::new(None),
             wake_sender: Notify::new(),
             completed: Notify::new(),
@@ -246,6 +249,14 @@ impl Accumulator {
         self.completed.notify_waiters();
     }
 
+    /// Called when the sender task ends: nothing will complete batches any more, so new
+    /// sends are refused and `flush` stops waiting.
+    pub(crate) fn sender_gone(&self) {
+        self.sender_gone.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::Release);
+        self.completed.notify_waiters();
+    }
+
     pub(crate) fn is_flushing(&self) -> bool {
         self.flushing.load(Ordering::Acquire) > 0
     }
@@ -295,7 +306,7 @@ impl Accumulator {
                 .unwrap_or_else(|e| e.into_inner())
                 .first()
                 .copied();
-            if oldest.is_none_or(|id| id >= upto) {
+            if oldest.is_none_or(|id| id >= upto) || self.sender_gone.load(Ordering::Acquire) {
                 return;
             }
             notified.await;

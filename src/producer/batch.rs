@@ -142,9 +142,11 @@ impl ProducerBatch {
 
     /// Resolves every record's delivery: offsets from `base_offset` (-1 when unknown), the
     /// log append time when the topic uses it.
-    pub(crate) fn succeed(self, base_offset: i64, log_append_time: i64) {
-        let topic = self.tp.topic;
-        for (i, (delivery, timestamp)) in self.deliveries.into_iter().enumerate() {
+    pub(crate) fn succeed(mut self, base_offset: i64, log_append_time: i64) {
+        let topic = self.tp.topic.clone();
+        for (i, (delivery, timestamp)) in
+            std::mem::take(&mut self.deliveries).into_iter().enumerate()
+        {
             let offset = if base_offset >= 0 {
                 base_offset + i as i64
             } else {
@@ -164,9 +166,21 @@ impl ProducerBatch {
     }
 
     /// Fails every record of the batch with `error`.
-    pub(crate) fn fail(self, error: &Error) {
-        for (delivery, _) in self.deliveries {
+    pub(crate) fn fail(mut self, error: &Error) {
+        for (delivery, _) in std::mem::take(&mut self.deliveries) {
             delivery.complete(Err(error.clone()));
+        }
+    }
+}
+
+impl Drop for ProducerBatch {
+    /// A batch dropped without an outcome (the sender stopped abnormally) still reports one:
+    /// no record's future or callback is ever left hanging.
+    fn drop(&mut self) {
+        for (delivery, _) in self.deliveries.drain(..) {
+            delivery.complete(Err(Error::Closed(
+                "the producer's sender stopped before this record was delivered".into(),
+            )));
         }
     }
 }

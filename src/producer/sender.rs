@@ -85,6 +85,14 @@ impl Sender {
 
     /// Runs until the producer is closed and every batch is settled, or `abort` fires.
     pub(crate) async fn run(mut self, abort: Arc<tokio::sync::Notify>) {
+        /// Tells the accumulator the sender is gone however `run` ends (return or panic).
+        struct Gone(Arc<Accumulator>);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                self.0.sender_gone();
+            }
+        }
+        let _gone = Gone(self.acc.clone());
         loop {
             let now = Instant::now();
             self.expire(now);

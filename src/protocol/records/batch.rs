@@ -39,6 +39,30 @@ pub enum TimestampType {
 /// batch at the fetch offset is larger than `max.partition.fetch.bytes` allows to be fetched.
 ///
 /// A length or magic byte that cannot be right is an `Err`, after which iteration ends.
+///
+/// ```no_run
+/// use kafka_client::protocol::records::{RecordBatches, DEFAULT_MAX_DECOMPRESSED_SIZE};
+///
+/// # fn handle(records: bytes::Bytes, fetch_offset: i64) -> kafka_client::Result<()> {
+/// let mut batches = RecordBatches::new(records); // one partition's `records` field
+/// for batch in batches.by_ref() {
+///     let batch = batch?;
+///     batch.validate_crc()?; // check.crcs=true
+///     if batch.is_control() {
+///         continue; // transaction markers are not application records
+///     }
+///     for record in batch.records(DEFAULT_MAX_DECOMPRESSED_SIZE)? {
+///         let record = record?;
+///         if record.offset >= fetch_offset {
+///             println!("{} {:?}", record.offset, record.value);
+///         }
+///     }
+/// }
+/// if batches.truncated() {
+///     // Fine after complete batches; with none, the next batch exceeds the fetch size.
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct RecordBatches {
     data: Bytes,
@@ -350,6 +374,11 @@ impl RecordBatch {
             return legacy::records(self, max_decompressed).map(Records::decoded);
         }
         let count = i32_at(&self.data, RECORDS_COUNT_OFFSET);
+        if count == 0 {
+            // Compaction can empty a batch and keep it for its offsets and producer state;
+            // as in Java, there is nothing to decode (or decompress) then.
+            return Ok(Records::decoded(Vec::new()));
+        }
         let section = self.data.slice(RECORD_BATCH_OVERHEAD..);
         let data = match self.compression()? {
             Compression::None => section,
@@ -501,6 +530,19 @@ mod tests {
                 assert!(b.validate_crc().is_err(), "byte {i}");
             }
         }
+    }
+
+    #[test]
+    fn a_batch_emptied_by_compaction_has_no_records() {
+        let mut v = batch(&[b"gone"]).to_vec();
+        v[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4].copy_from_slice(&0i32.to_be_bytes());
+        let b = RecordBatch::parse(Bytes::from(v)).unwrap();
+        assert_eq!(b.records(100).unwrap().count(), 0);
+        assert_eq!(
+            b.last_offset(),
+            0,
+            "the offsets stay for the consumer to skip"
+        );
     }
 
     #[test]

@@ -51,10 +51,17 @@ impl Default for ProducerState {
 
 /// Fills one magic v2 record batch, record by record, then seals it with [`build`].
 ///
-/// ```ignore
+/// ```
+/// use kafka_client::protocol::records::{Compression, ProducerState, RecordBatchBuilder};
+///
 /// let mut b = RecordBatchBuilder::new(Compression::Lz4 { level: None }, 16 * 1024);
-/// b.append(1_700_000_000_000, Some(b"key"), Some(b"value"), &[])?;
-/// let batch: Bytes = b.build(ProducerState::NONE)?;
+/// let (key, value) = (b"user-1", b"clicked");
+/// // Check the room first: a full batch goes to the broker and a new one starts.
+/// if b.estimated_size() + b.record_size(1_700_000_000_000, key.len(), value.len(), &[]) <= 16 * 1024 {
+///     b.append(1_700_000_000_000, Some(key), Some(value), &[])?;
+/// }
+/// let batch: bytes::Bytes = b.build(ProducerState::NONE)?; // the Produce request's records
+/// # Ok::<(), kafka_client::Error>(())
 /// ```
 ///
 /// [`build`]: RecordBatchBuilder::build
@@ -260,10 +267,15 @@ impl RecordBatchBuilder {
             return Ok(buf.freeze());
         }
         let records = &self.buf[RECORD_BATCH_OVERHEAD..];
-        // Most record data compresses at least 2:1; a worse ratio costs one reallocation.
-        let mut out = Vec::with_capacity(RECORD_BATCH_OVERHEAD + records.len() / 2 + 64);
+        // Room for the worst case, so the codec never reallocates mid-stream...
+        let bound = self.compression.max_compressed_len(records.len());
+        let mut out = Vec::with_capacity(RECORD_BATCH_OVERHEAD + bound);
         out.resize(RECORD_BATCH_OVERHEAD, 0);
         self.compression.compress(records, &mut out)?;
+        // ...then give back what compression saved: the batch may wait in memory for acks.
+        if out.capacity() - out.len() > out.len() / 4 {
+            out.shrink_to_fit();
+        }
         header.write(&mut out)?;
         Ok(Bytes::from(out))
     }

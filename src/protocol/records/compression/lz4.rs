@@ -42,9 +42,13 @@ const FLG_REFUSED: u8 = 0x03;
 /// this bounds the scratch space a block can need whatever its header claims.
 const MAX_EXPANSION: usize = 256;
 
+/// Header, a size word per block, the end mark, and the blocks at their worst.
+pub(super) fn max_compressed_len(len: usize) -> usize {
+    7 + 4 * (len.div_ceil(BLOCK_SIZE) + 1) + lz4_flex::block::get_maximum_output_size(len)
+}
+
 pub(super) fn compress(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    let blocks = input.len().div_ceil(BLOCK_SIZE);
-    out.reserve(7 + 4 * (blocks + 1) + lz4_flex::block::get_maximum_output_size(input.len()));
+    out.reserve(max_compressed_len(input.len()));
     out.extend_from_slice(&MAGIC.to_le_bytes());
     out.extend_from_slice(&[FLG, BD, HEADER_CHECKSUM]);
     for chunk in input.chunks(BLOCK_SIZE) {

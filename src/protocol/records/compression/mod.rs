@@ -42,10 +42,14 @@ const ZSTD_LEVELS: (i32, i32, i32) = (-131_072, 22, 3);
 /// `level: None` means the codec's default, as in the Java client. Parse the Java names with
 /// [`FromStr`]:
 ///
-/// ```ignore
+/// ```
+/// use kafka_client::protocol::records::Compression;
+///
 /// let c: Compression = "lz4".parse()?;
 /// assert_eq!(c, Compression::Lz4 { level: None });
 /// let c = Compression::Zstd { level: None }.with_level(9)?;
+/// assert!(Compression::Gzip { level: None }.with_level(10).is_err());
+/// # Ok::<(), kafka_client::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Compression {
@@ -232,6 +236,19 @@ impl Compression {
         }
     }
 
+    /// The most bytes [`compress`](Self::compress) can append for `len` input bytes, so a
+    /// caller can allocate once.
+    pub fn max_compressed_len(self, len: usize) -> usize {
+        match self {
+            Compression::None => len,
+            // zlib's conservative deflateBound, plus the gzip header and trailer.
+            Compression::Gzip { .. } => len + len.div_ceil(8) + len.div_ceil(64) + 5 + 18,
+            Compression::Snappy => snappy::max_compressed_len(len),
+            Compression::Lz4 { .. } => lz4::max_compressed_len(len),
+            Compression::Zstd { .. } => ::zstd::zstd_safe::compress_bound(len),
+        }
+    }
+
     fn level_or_default(self) -> i32 {
         self.effective_level().unwrap_or(0)
     }
@@ -404,6 +421,24 @@ mod tests {
                 assert_eq!(&out[..6], b"prefix", "{c} appends");
                 let back = c.decompress(&out[6..], data.len()).unwrap();
                 assert_eq!(back, data, "{c} at {len} bytes");
+            }
+        }
+    }
+
+    #[test]
+    fn max_compressed_len_is_an_upper_bound() {
+        let noise: Vec<u8> = (0..200_000u64)
+            .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+            .collect();
+        for len in [0, 1, 1000, 65_536, 200_000] {
+            for c in ALL {
+                let mut out = Vec::new();
+                c.compress(&noise[..len], &mut out).unwrap();
+                assert!(
+                    out.len() <= c.max_compressed_len(len),
+                    "{c} at {len}: {}",
+                    out.len()
+                );
             }
         }
     }

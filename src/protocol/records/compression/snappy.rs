@@ -26,9 +26,13 @@ const BLOCK_SIZE: usize = 32 * 1024;
 /// tag); a claimed length beyond this bound is corrupt and is refused before allocating.
 const MAX_EXPANSION: usize = 32;
 
+/// The header, then each block's length and worst-case size.
+pub(super) fn max_compressed_len(len: usize) -> usize {
+    HEADER_LEN + len.div_ceil(BLOCK_SIZE) * (4 + max_compress_len(BLOCK_SIZE))
+}
+
 pub(super) fn compress(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    let blocks = input.len().div_ceil(BLOCK_SIZE);
-    out.reserve(HEADER_LEN + blocks * (4 + max_compress_len(BLOCK_SIZE)));
+    out.reserve(max_compressed_len(input.len()));
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&1i32.to_be_bytes());
     out.extend_from_slice(&1i32.to_be_bytes());

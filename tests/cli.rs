@@ -1,0 +1,182 @@
+//! The command-line example (`examples/cli`) run as a process against the real broker: output
+//! and exit codes scripts can rely on.
+
+mod common;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// The example binary `cargo test` built next to this test's binary.
+fn cli_path() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let path = dir.join("examples").join("cli");
+    assert!(
+        path.exists(),
+        "{} missing: run through `cargo test`, which builds the examples",
+        path.display()
+    );
+    path
+}
+
+fn cli(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(cli_path())
+        .args(["-b", &common::bootstrap()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn topics_create_describe_list_delete() {
+    let topic = common::unique_topic("cli-topics");
+    let out = cli(
+        &[
+            "topics",
+            "create",
+            &topic,
+            "--partitions",
+            "3",
+            "--config",
+            "retention.ms=60000",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = cli(&["topics", "describe", &topic], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("Topic: {topic}")) && stdout.contains("PartitionCount: 3"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("\tPartition: ").count(), 3, "{stdout}");
+
+    let out = cli(&["topics", "list"], "");
+    assert!(text(&out.stdout).lines().any(|l| l == topic));
+
+    let out = cli(&["topics", "create", &topic], "");
+    assert_eq!(out.status.code(), Some(1), "creating it twice fails");
+    assert!(
+        text(&out.stderr).contains("TOPIC_ALREADY_EXISTS"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = cli(&["topics", "delete", &topic], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = cli(&["topics", "describe", &topic], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(&topic), "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn produce_sends_keys_values_headers_to_the_chosen_partition() {
+    let admin = common::admin().await;
+    let topic = common::new_topic(&admin, "cli-produce", 2).await;
+    let out = cli(
+        &[
+            "produce",
+            &topic,
+            "--key-separator",
+            ":",
+            "--header",
+            "source=cli",
+            "--partition",
+            "1",
+            "--compression",
+            "gzip",
+        ],
+        "k1:first\nk2:second:with:colons\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("2 of 2 record(s) delivered"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let records = common::fetch::fetch_all(&admin, &common::bootstrap(), &topic).await;
+    assert!(records[&0].is_empty());
+    let got: Vec<(String, String, String)> = records[&1]
+        .iter()
+        .map(|r| {
+            (
+                text(r.key.as_deref().unwrap()),
+                text(r.value.as_deref().unwrap()),
+                format!(
+                    "{}={}",
+                    r.headers[0].key,
+                    text(r.headers[0].value.as_deref().unwrap())
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("k1".into(), "first".into(), "source=cli".into()),
+            (
+                "k2".into(),
+                "second:with:colons".into(),
+                "source=cli".into()
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bad_arguments_and_unreachable_brokers_have_distinct_exit_codes() {
+    let out = cli(&["produce"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("missing TOPIC"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = cli(&["topics", "frobnicate"], "");
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = cli(&["-X", "linger.ms=soon", "produce", "t"], "x\n");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("linger.ms"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = Command::new(cli_path())
+        .args([
+            "-b",
+            "127.0.0.1:1",
+            "-X",
+            "socket.connection.setup.timeout.ms=500",
+            "topics",
+            "list",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("127.0.0.1:1"),
+        "{}",
+        text(&out.stderr)
+    );
+}
