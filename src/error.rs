@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 
+use crate::types::TopicPartition;
+
 /// `Result` with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -333,6 +335,36 @@ pub enum Error {
     /// An invalid argument given to a call (empty topic name, negative partition count...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+
+    /// Consumer partitions have no committed offset and `auto.offset.reset` is `none`
+    /// (Java's `NoOffsetForPartitionException`): seek them to a position to continue.
+    #[error(
+        "no committed offset and auto.offset.reset=none for {}",
+        display_partitions(partitions)
+    )]
+    NoOffsetForPartition {
+        /// The partitions without a position.
+        partitions: Vec<TopicPartition>,
+    },
+
+    /// An offset commit that cannot succeed because the group moved on: this member's
+    /// generation is no longer current, so its partitions may already belong to another
+    /// member (Java's `CommitFailedException`). Retrying does not help; the consumer rejoins
+    /// the group on its next poll, and the uncommitted records are read again by whichever
+    /// member gets the partitions.
+    #[error("offset commit failed: {reason}")]
+    CommitFailed {
+        /// The broker's code, when the broker refused the commit (`ILLEGAL_GENERATION`,
+        /// `UNKNOWN_MEMBER_ID`, `FENCED_INSTANCE_ID`).
+        code: Option<KafkaCode>,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn display_partitions(partitions: &[TopicPartition]) -> String {
+    let names: Vec<String> = partitions.iter().map(ToString::to_string).collect();
+    names.join(", ")
 }
 
 impl Error {
@@ -341,6 +373,7 @@ impl Error {
         match self {
             Error::Broker { code, .. } => Some(*code),
             Error::UnknownTopicOrPartition { .. } => Some(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION),
+            Error::CommitFailed { code, .. } => *code,
             _ => None,
         }
     }

@@ -1,0 +1,760 @@
+//! The state of the partitions a consumer reads: what it subscribed to, which partitions it
+//! holds, and for each its position, fetch offset, pause flag and pending reset.
+//!
+//! Shared (behind one short-lived `std` lock) by the application's calls, the fetcher task and
+//! the group task. Two offsets are kept per partition:
+//!
+//! ```text
+//!   committable ≤ position ≤ fetch_offset
+//!   │             │          └ next offset the fetcher asks for (runs ahead: pipelining)
+//!   │             └ next record to hand to the application (Java's `position()`)
+//!   └ position when the application last asked for records: everything before it
+//!     was processed, so auto-commit may commit it (at-least-once)
+//! ```
+//!
+//! Every discontinuity (seek, reset, pause, reassignment) gives the partition a new `epoch`;
+//! fetched data and offset look-ups carry the epoch they were started under and are dropped
+//! when it no longer matches, so a late response can never move a position the application set.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::config::OffsetReset;
+use super::record::OffsetAndMetadata;
+use crate::error::{Error, ErrorContext, KafkaCode, Result};
+use crate::types::TopicPartition;
+
+/// How partitions came to the consumer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Neither subscribed nor assigned.
+    None,
+    /// `subscribe(topics)`: the group assigns partitions.
+    Topics(BTreeSet<String>),
+    /// `assign(partitions)`: the application chose them.
+    Manual,
+}
+
+/// Where a partition's starting position comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ResetTo {
+    Earliest,
+    Latest,
+}
+
+/// How far a partition's position is established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Init {
+    /// Waits for the group's committed offset (then the reset policy).
+    Committed,
+    /// Waits for a ListOffsets look-up.
+    Reset(ResetTo),
+    /// Has a position; fetchable.
+    Ready,
+    /// `auto.offset.reset=none` left it without a position: the application must seek.
+    Failed(Failure),
+}
+
+/// Why a partition has no usable position under `auto.offset.reset=none`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    NoCommittedOffset,
+    OutOfRange(i64),
+    /// A fetch error that retrying cannot fix.
+    Broker(KafkaCode),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct PartitionState {
+    pub(crate) init: Init,
+    pub(crate) position: i64,
+    /// Leader epoch of the last record handed out, committed with the position.
+    pub(crate) position_leader_epoch: Option<i32>,
+    pub(crate) fetch_offset: i64,
+    pub(crate) epoch: u64,
+    pub(crate) paused: bool,
+    pub(crate) pending_revocation: bool,
+    pub(crate) committable: Option<(i64, Option<i32>)>,
+    /// Not fetched before this instant (backoff after a leader error).
+    pub(crate) retry_at: Option<Instant>,
+}
+
+impl PartitionState {
+    fn new(init: Init, epoch: u64) -> Self {
+        PartitionState {
+            init,
+            position: -1,
+            position_leader_epoch: None,
+            fetch_offset: -1,
+            epoch,
+            paused: false,
+            pending_revocation: false,
+            committable: None,
+            retry_at: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) mode: Mode,
+    pub(crate) assigned: BTreeMap<TopicPartition, PartitionState>,
+    next_epoch: u64,
+}
+
+impl State {
+    fn bump(&mut self, tp: &TopicPartition) -> Option<&mut PartitionState> {
+        self.next_epoch += 1;
+        let epoch = self.next_epoch;
+        let p = self.assigned.get_mut(tp)?;
+        p.epoch = epoch;
+        Some(p)
+    }
+
+    fn add(&mut self, tp: TopicPartition, init: Init) {
+        self.next_epoch += 1;
+        let epoch = self.next_epoch;
+        self.assigned
+            .entry(tp)
+            .or_insert_with(|| PartitionState::new(init, epoch));
+    }
+}
+
+/// One partition the fetcher may ask for.
+#[derive(Clone, Debug)]
+pub(crate) struct Fetchable {
+    pub(crate) tp: TopicPartition,
+    pub(crate) fetch_offset: i64,
+    pub(crate) epoch: u64,
+}
+
+/// The shared subscription state; see the [module docs](self).
+#[derive(Debug)]
+pub(crate) struct Subscriptions {
+    state: Mutex<State>,
+    /// Wakes the fetcher: assignment, positions or pauses changed.
+    pub(crate) changed: Notify,
+    /// Wakes callers of `position()` and a waiting `poll`: some position became known or
+    /// failed.
+    pub(crate) positioned: Notify,
+    /// Counts changes, so `poll` re-checks failures only after one.
+    version: AtomicU64,
+}
+
+impl Subscriptions {
+    pub(crate) fn new() -> Self {
+        Subscriptions {
+            state: Mutex::new(State {
+                mode: Mode::None,
+                assigned: BTreeMap::new(),
+                next_epoch: 0,
+            }),
+            changed: Notify::new(),
+            positioned: Notify::new(),
+            version: AtomicU64::new(0),
+        }
+    }
+
+    /// The lock; never held across an `.await`.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_one();
+        self.positioned.notify_waiters();
+    }
+
+    /// The change counter.
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// `subscribe(topics)`: returns whether the topic set changed.
+    pub(crate) fn subscribe(&self, topics: BTreeSet<String>) -> Result<bool> {
+        let mut s = self.lock();
+        if s.mode == Mode::Manual {
+            return Err(Error::InvalidArgument(
+                "subscribe() after assign(): call unsubscribe() first (Java's \
+                 IllegalStateException)"
+                    .into(),
+            ));
+        }
+        let changed = s.mode != Mode::Topics(topics.clone());
+        s.mode = Mode::Topics(topics);
+        Ok(changed)
+    }
+
+    /// The subscribed topics, if the group assigns partitions.
+    pub(crate) fn topics(&self) -> Option<BTreeSet<String>> {
+        match &self.lock().mode {
+            Mode::Topics(t) => Some(t.clone()),
+            _ => None,
+        }
+    }
+
+    /// `assign(partitions)`: keeps the state of partitions already held, drops the others,
+    /// adds the new ones waiting for `init`. Returns the partitions dropped.
+    pub(crate) fn assign_manual(
+        &self,
+        partitions: BTreeSet<TopicPartition>,
+        init: Init,
+    ) -> Result<Vec<TopicPartition>> {
+        let mut s = self.lock();
+        if matches!(s.mode, Mode::Topics(_)) {
+            return Err(Error::InvalidArgument(
+                "assign() after subscribe(): call unsubscribe() first (Java's \
+                 IllegalStateException)"
+                    .into(),
+            ));
+        }
+        let dropped: Vec<TopicPartition> = s
+            .assigned
+            .keys()
+            .filter(|tp| !partitions.contains(*tp))
+            .cloned()
+            .collect();
+        for tp in &dropped {
+            s.assigned.remove(tp);
+        }
+        for tp in partitions {
+            s.add(tp, init.clone());
+        }
+        s.mode = if s.assigned.is_empty() {
+            Mode::None
+        } else {
+            Mode::Manual
+        };
+        drop(s);
+        self.wake();
+        Ok(dropped)
+    }
+
+    /// Forgets the subscription and every partition.
+    pub(crate) fn unsubscribe(&self) {
+        let mut s = self.lock();
+        s.mode = Mode::None;
+        s.assigned.clear();
+        drop(s);
+        self.wake();
+    }
+
+    /// Partitions the group gave this member, waiting for their committed offsets.
+    pub(crate) fn add_assigned(&self, added: &[TopicPartition]) {
+        let mut s = self.lock();
+        for tp in added {
+            s.add(tp.clone(), Init::Committed);
+        }
+        drop(s);
+        self.wake();
+    }
+
+    /// Stops fetching and handing out records of partitions about to be revoked.
+    pub(crate) fn mark_pending_revocation(&self, partitions: &[TopicPartition]) {
+        let mut s = self.lock();
+        for tp in partitions {
+            if let Some(p) = s.bump(tp) {
+                p.pending_revocation = true;
+            }
+        }
+        drop(s);
+        self.wake();
+    }
+
+    /// Drops partitions (revoked or lost).
+    pub(crate) fn remove(&self, partitions: &[TopicPartition]) {
+        let mut s = self.lock();
+        for tp in partitions {
+            s.assigned.remove(tp);
+        }
+        drop(s);
+        self.wake();
+    }
+
+    /// The partitions held, in order.
+    pub(crate) fn assignment(&self) -> Vec<TopicPartition> {
+        self.lock().assigned.keys().cloned().collect()
+    }
+
+    /// Sets the position of a held partition (`seek`).
+    pub(crate) fn seek(&self, tp: &TopicPartition, offset: i64) -> Result<()> {
+        if offset < 0 {
+            return Err(Error::InvalidArgument(format!(
+                "seek to negative offset {offset} for {tp}"
+            )));
+        }
+        let mut s = self.lock();
+        let p = s.bump(tp).ok_or_else(|| not_assigned(tp))?;
+        p.init = Init::Ready;
+        p.position = offset;
+        p.position_leader_epoch = None;
+        p.fetch_offset = offset;
+        p.retry_at = None;
+        drop(s);
+        self.wake();
+        Ok(())
+    }
+
+    /// Asks for a ListOffsets look-up (`seek_to_beginning`/`seek_to_end`).
+    pub(crate) fn request_reset(&self, partitions: &[TopicPartition], to: ResetTo) -> Result<()> {
+        let mut s = self.lock();
+        if let Some(tp) = partitions.iter().find(|tp| !s.assigned.contains_key(*tp)) {
+            return Err(not_assigned(tp));
+        }
+        for tp in partitions {
+            if let Some(p) = s.bump(tp) {
+                p.init = Init::Reset(to);
+                p.retry_at = None;
+            }
+        }
+        drop(s);
+        self.wake();
+        Ok(())
+    }
+
+    /// Pauses or resumes partitions. Pausing drops data already fetched for them (it is
+    /// fetched again after `resume`), so a paused partition holds no buffer memory.
+    pub(crate) fn set_paused(&self, partitions: &[TopicPartition], paused: bool) -> Result<()> {
+        let mut s = self.lock();
+        if let Some(tp) = partitions.iter().find(|tp| !s.assigned.contains_key(*tp)) {
+            return Err(not_assigned(tp));
+        }
+        for tp in partitions {
+            let already = s.assigned.get(tp).is_some_and(|p| p.paused == paused);
+            if already {
+                continue;
+            }
+            if let Some(p) = s.bump(tp) {
+                p.paused = paused;
+                if p.init == Init::Ready {
+                    p.fetch_offset = p.position;
+                }
+            }
+        }
+        drop(s);
+        self.wake();
+        Ok(())
+    }
+
+    pub(crate) fn paused(&self) -> Vec<TopicPartition> {
+        let s = self.lock();
+        s.assigned
+            .iter()
+            .filter(|(_, p)| p.paused)
+            .map(|(tp, _)| tp.clone())
+            .collect()
+    }
+
+    /// Partitions the fetcher may ask for now.
+    pub(crate) fn fetchable(&self, now: Instant) -> Vec<Fetchable> {
+        let s = self.lock();
+        s.assigned
+            .iter()
+            .filter(|(_, p)| {
+                p.init == Init::Ready
+                    && !p.paused
+                    && !p.pending_revocation
+                    && p.retry_at.is_none_or(|at| at <= now)
+            })
+            .map(|(tp, p)| Fetchable {
+                tp: tp.clone(),
+                fetch_offset: p.fetch_offset,
+                epoch: p.epoch,
+            })
+            .collect()
+    }
+
+    /// The earliest instant a backed-off partition may be fetched again.
+    pub(crate) fn next_retry(&self) -> Option<Instant> {
+        let s = self.lock();
+        s.assigned.values().filter_map(|p| p.retry_at).min()
+    }
+
+    /// Partitions waiting for a committed offset, and those waiting for a reset.
+    pub(crate) fn needing_positions(&self) -> (Vec<(TopicPartition, u64)>, Vec<Fetchable>) {
+        let s = self.lock();
+        let mut committed = Vec::new();
+        let mut reset = Vec::new();
+        for (tp, p) in &s.assigned {
+            if p.pending_revocation {
+                continue;
+            }
+            match p.init {
+                Init::Committed => committed.push((tp.clone(), p.epoch)),
+                Init::Reset(to) => reset.push(Fetchable {
+                    tp: tp.clone(),
+                    fetch_offset: match to {
+                        ResetTo::Earliest => -2,
+                        ResetTo::Latest => -1,
+                    },
+                    epoch: p.epoch,
+                }),
+                _ => {}
+            }
+        }
+        (committed, reset)
+    }
+
+    /// Applies a committed offset found for a partition (or its absence: the reset policy).
+    pub(crate) fn committed_found(
+        &self,
+        tp: &TopicPartition,
+        epoch: u64,
+        committed: Option<&OffsetAndMetadata>,
+        policy: OffsetReset,
+    ) {
+        let mut s = self.lock();
+        let Some(p) = s.assigned.get_mut(tp) else {
+            return;
+        };
+        if p.epoch != epoch || p.init != Init::Committed {
+            return;
+        }
+        match (committed, policy) {
+            (Some(c), _) => {
+                p.init = Init::Ready;
+                p.position = c.offset;
+                p.position_leader_epoch = c.leader_epoch;
+                p.fetch_offset = c.offset;
+            }
+            (None, OffsetReset::Earliest) => p.init = Init::Reset(ResetTo::Earliest),
+            (None, OffsetReset::Latest) => p.init = Init::Reset(ResetTo::Latest),
+            (None, OffsetReset::None) => p.init = Init::Failed(Failure::NoCommittedOffset),
+        }
+        drop(s);
+        self.wake();
+    }
+
+    /// Applies the offset a reset look-up found.
+    pub(crate) fn reset_done(&self, tp: &TopicPartition, epoch: u64, offset: i64) {
+        let mut s = self.lock();
+        let Some(p) = s.assigned.get_mut(tp) else {
+            return;
+        };
+        if p.epoch != epoch || !matches!(p.init, Init::Reset(_)) {
+            return;
+        }
+        tracing::info!(topic = %tp.topic, partition = tp.partition, offset, "reset position");
+        p.init = Init::Ready;
+        p.position = offset;
+        p.position_leader_epoch = None;
+        p.fetch_offset = offset;
+        drop(s);
+        self.wake();
+    }
+
+    /// The broker said the fetch offset is out of range: reset by policy, or fail.
+    pub(crate) fn out_of_range(
+        &self,
+        tp: &TopicPartition,
+        epoch: u64,
+        offset: i64,
+        policy: OffsetReset,
+    ) {
+        let mut s = self.lock();
+        let Some(p) = s.bump(tp) else { return };
+        let _ = epoch;
+        p.init = match policy {
+            OffsetReset::Earliest => Init::Reset(ResetTo::Earliest),
+            OffsetReset::Latest => Init::Reset(ResetTo::Latest),
+            OffsetReset::None => Init::Failed(Failure::OutOfRange(offset)),
+        };
+        drop(s);
+        self.wake();
+    }
+
+    /// Whether `epoch` is still the partition's epoch.
+    pub(crate) fn is_current(&self, tp: &TopicPartition, epoch: u64) -> bool {
+        self.lock()
+            .assigned
+            .get(tp)
+            .is_some_and(|p| p.epoch == epoch)
+    }
+
+    /// Moves the fetch offset past data the fetcher buffered.
+    pub(crate) fn fetched(&self, tp: &TopicPartition, epoch: u64, next_offset: i64) {
+        let mut s = self.lock();
+        if let Some(p) = s.assigned.get_mut(tp) {
+            if p.epoch == epoch && next_offset > p.fetch_offset {
+                p.fetch_offset = next_offset;
+            }
+        }
+    }
+
+    /// Backs a partition off after a leader error: not fetched again before `until` (data
+    /// already buffered stays valid).
+    pub(crate) fn back_off(&self, tp: &TopicPartition, epoch: u64, until: Instant) {
+        let mut s = self.lock();
+        if let Some(p) = s.assigned.get_mut(tp) {
+            if p.epoch == epoch {
+                p.retry_at = Some(until);
+            }
+        }
+    }
+
+    /// A fetch error the application must see (authorization, corruption on the broker):
+    /// the partition stops until the application seeks it.
+    pub(crate) fn fail(&self, tp: &TopicPartition, epoch: u64, code: KafkaCode) {
+        let mut s = self.lock();
+        let current = s.assigned.get(tp).is_some_and(|p| p.epoch == epoch);
+        if current {
+            if let Some(p) = s.bump(tp) {
+                p.init = Init::Failed(Failure::Broker(code));
+            }
+        }
+        drop(s);
+        self.wake();
+    }
+
+    /// Discards data fetched ahead of the position (it did not line up): refetch from the
+    /// position.
+    pub(crate) fn refetch(&self, tp: &TopicPartition) {
+        let mut s = self.lock();
+        if let Some(p) = s.bump(tp) {
+            p.fetch_offset = p.position;
+        }
+        drop(s);
+        self.changed.notify_one();
+    }
+
+    /// Records handed to the application: the position moves to `next`.
+    pub(crate) fn consumed(
+        &self,
+        tp: &TopicPartition,
+        epoch: u64,
+        next: i64,
+        leader_epoch: Option<i32>,
+    ) -> bool {
+        let mut s = self.lock();
+        match s.assigned.get_mut(tp) {
+            Some(p) if p.epoch == epoch => {
+                if next > p.position {
+                    p.position = next;
+                    if leader_epoch.is_some() {
+                        p.position_leader_epoch = leader_epoch;
+                    }
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The state a completed fetch must still match to be handed out: same epoch, position
+    /// at its first offset, not paused or being revoked.
+    pub(crate) fn can_hand_out(&self, tp: &TopicPartition, epoch: u64, first: i64) -> bool {
+        let s = self.lock();
+        s.assigned.get(tp).is_some_and(|p| {
+            p.epoch == epoch
+                && p.position == first
+                && p.init == Init::Ready
+                && !p.paused
+                && !p.pending_revocation
+        })
+    }
+
+    /// A completed fetch of the current epoch that does not start at the position (the data
+    /// before it was dropped): the partition must be fetched again from the position.
+    pub(crate) fn misaligned(&self, tp: &TopicPartition, epoch: u64, first: i64) -> bool {
+        let s = self.lock();
+        s.assigned.get(tp).is_some_and(|p| {
+            p.epoch == epoch
+                && p.position != first
+                && p.init == Init::Ready
+                && !p.paused
+                && !p.pending_revocation
+        })
+    }
+
+    /// The application asks for records again: what it had before is processed.
+    pub(crate) fn mark_polled(&self) {
+        let mut s = self.lock();
+        for p in s.assigned.values_mut() {
+            if p.init == Init::Ready {
+                p.committable = Some((p.position, p.position_leader_epoch));
+            }
+        }
+    }
+
+    /// Positions of every partition with one (Java's `allConsumed`), optionally only `of`.
+    pub(crate) fn positions(
+        &self,
+        of: Option<&[TopicPartition]>,
+    ) -> HashMap<TopicPartition, OffsetAndMetadata> {
+        let s = self.lock();
+        s.assigned
+            .iter()
+            .filter(|(tp, p)| p.init == Init::Ready && of.is_none_or(|of| of.contains(tp)))
+            .map(|(tp, p)| (tp.clone(), offset_meta(p.position, p.position_leader_epoch)))
+            .collect()
+    }
+
+    /// What auto-commit may commit: positions as of the application's last poll.
+    pub(crate) fn committable(&self) -> HashMap<TopicPartition, OffsetAndMetadata> {
+        let s = self.lock();
+        s.assigned
+            .iter()
+            .filter_map(|(tp, p)| {
+                let (offset, epoch) = p.committable?;
+                Some((tp.clone(), offset_meta(offset, epoch)))
+            })
+            .collect()
+    }
+
+    /// A held partition's position, or why it has none yet (`Ok(None)`: still looking).
+    pub(crate) fn position(&self, tp: &TopicPartition) -> Result<Option<i64>> {
+        let s = self.lock();
+        let p = s.assigned.get(tp).ok_or_else(|| not_assigned(tp))?;
+        match &p.init {
+            Init::Ready => Ok(Some(p.position)),
+            Init::Failed(f) => Err(failure_error(tp, f)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The error `poll` returns while partitions have no usable position.
+    pub(crate) fn failure(&self) -> Option<Error> {
+        let s = self.lock();
+        let mut no_offset = Vec::new();
+        for (tp, p) in &s.assigned {
+            match &p.init {
+                Init::Failed(Failure::NoCommittedOffset) => no_offset.push(tp.clone()),
+                Init::Failed(f) => return Some(failure_error(tp, f)),
+                _ => {}
+            }
+        }
+        (!no_offset.is_empty()).then_some(Error::NoOffsetForPartition {
+            partitions: no_offset,
+        })
+    }
+}
+
+fn offset_meta(offset: i64, leader_epoch: Option<i32>) -> OffsetAndMetadata {
+    OffsetAndMetadata {
+        offset,
+        leader_epoch,
+        metadata: String::new(),
+    }
+}
+
+fn failure_error(tp: &TopicPartition, f: &Failure) -> Error {
+    match f {
+        Failure::NoCommittedOffset => Error::NoOffsetForPartition {
+            partitions: vec![tp.clone()],
+        },
+        Failure::OutOfRange(offset) => Error::broker(
+            KafkaCode::OFFSET_OUT_OF_RANGE.code(),
+            ErrorContext::topic(&tp.topic, Some(tp.partition)),
+            Some(format!(
+                "fetch offset {offset} is out of range and auto.offset.reset is none; seek to \
+                 continue"
+            )),
+        ),
+        Failure::Broker(code) => Error::broker(
+            code.code(),
+            ErrorContext::topic(&tp.topic, Some(tp.partition)),
+            Some("fetching stopped; seek to retry".into()),
+        ),
+    }
+}
+
+pub(crate) fn not_assigned(tp: &TopicPartition) -> Error {
+    Error::InvalidArgument(format!("partition {tp} is not assigned to this consumer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("t", p)
+    }
+
+    #[test]
+    fn committed_offset_then_fetching_then_consuming() {
+        let subs = Subscriptions::new();
+        subs.add_assigned(&[tp(0), tp(1)]);
+        let (committed, reset) = subs.needing_positions();
+        assert_eq!(committed.len(), 2);
+        assert!(reset.is_empty());
+        let e0 = committed[0].1;
+        subs.committed_found(
+            &tp(0),
+            e0,
+            Some(&OffsetAndMetadata::new(42)),
+            OffsetReset::Latest,
+        );
+        subs.committed_found(&tp(1), committed[1].1, None, OffsetReset::Earliest);
+        assert_eq!(subs.position(&tp(0)).unwrap(), Some(42));
+        assert_eq!(subs.position(&tp(1)).unwrap(), None);
+        let (_, reset) = subs.needing_positions();
+        assert_eq!(reset[0].tp, tp(1));
+        assert_eq!(reset[0].fetch_offset, -2);
+
+        // Fetcher runs ahead; position follows what is handed out.
+        let f = &subs.fetchable(Instant::now())[0];
+        assert_eq!((f.fetch_offset, f.epoch), (42, e0));
+        subs.fetched(&tp(0), e0, 50);
+        assert!(subs.can_hand_out(&tp(0), e0, 42));
+        assert!(subs.consumed(&tp(0), e0, 45, Some(3)));
+        assert_eq!(subs.positions(None)[&tp(0)].offset, 45);
+        assert!(subs.committable().is_empty());
+        subs.mark_polled();
+        assert_eq!(subs.committable()[&tp(0)].leader_epoch, Some(3));
+    }
+
+    #[test]
+    fn seek_invalidates_data_fetched_before_it() {
+        let subs = Subscriptions::new();
+        subs.assign_manual([tp(0)].into(), Init::Reset(ResetTo::Earliest))
+            .unwrap();
+        let (_, reset) = subs.needing_positions();
+        subs.reset_done(&tp(0), reset[0].epoch, 0);
+        let before = subs.fetchable(Instant::now())[0].epoch;
+        subs.seek(&tp(0), 10).unwrap();
+        assert!(!subs.is_current(&tp(0), before));
+        assert!(!subs.consumed(&tp(0), before, 5, None));
+        assert_eq!(subs.position(&tp(0)).unwrap(), Some(10));
+        // A late reset answer under the old epoch is ignored.
+        subs.reset_done(&tp(0), reset[0].epoch, 0);
+        assert_eq!(subs.position(&tp(0)).unwrap(), Some(10));
+        assert!(subs.seek(&tp(9), 1).is_err());
+    }
+
+    #[test]
+    fn policy_none_fails_with_the_partitions() {
+        let subs = Subscriptions::new();
+        subs.add_assigned(&[tp(0), tp(1)]);
+        for (tp, epoch) in subs.needing_positions().0 {
+            subs.committed_found(&tp, epoch, None, OffsetReset::None);
+        }
+        match subs.failure() {
+            Some(Error::NoOffsetForPartition { partitions }) => {
+                assert_eq!(partitions, vec![tp(0), tp(1)])
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        subs.seek(&tp(0), 0).unwrap();
+        subs.seek(&tp(1), 0).unwrap();
+        assert!(subs.failure().is_none());
+    }
+
+    #[test]
+    fn paused_and_revoking_partitions_are_not_fetched() {
+        let subs = Subscriptions::new();
+        subs.assign_manual([tp(0), tp(1)].into(), Init::Ready)
+            .unwrap();
+        subs.set_paused(&[tp(0)], true).unwrap();
+        subs.mark_pending_revocation(&[tp(1)]);
+        assert!(subs.fetchable(Instant::now()).is_empty());
+        assert_eq!(subs.paused(), vec![tp(0)]);
+        subs.set_paused(&[tp(0)], false).unwrap();
+        assert_eq!(subs.fetchable(Instant::now()).len(), 1);
+        assert!(subs.subscribe(["t".to_owned()].into()).is_err());
+    }
+}
