@@ -3,6 +3,9 @@
 //! - [`producer`]: batching (`batch.size`, `linger.ms`, `buffer.memory`), compression
 //!   (gzip, snappy, lz4, zstd), Java-compatible partitioning, acks and retries within
 //!   `delivery.timeout.ms`, idempotence by default.
+//! - [`consumer`]: consumer groups (classic protocol, Java-compatible assignors, eager and
+//!   cooperative rebalancing, static membership), manual assignment, commits, seeks,
+//!   read_committed, pipelined fetching with KIP-227 fetch sessions.
 //! - [`admin`]: create, delete, list and describe topics; list offsets.
 //! - [`connection`] and [`protocol::records`]: the low layers, public for tools and tests.
 //!
@@ -38,10 +41,16 @@
 //! - [`producer`]: `send` appends to per-partition batches in the accumulator (it owns the
 //!   `buffer.memory` semaphore); one sender task per producer drains ready batches into a
 //!   produce request per leader and owns retries and the idempotence state.
+//! - [`consumer`]: a fetcher task per consumer keeps one Fetch in flight per partition
+//!   leader and fills a bounded buffer of fetched data; the group task (with a `group.id`)
+//!   owns membership (join, sync, heartbeat, commits); the application's `poll` runs
+//!   rebalance callbacks and decodes records lazily. Partition state (positions, pauses) is
+//!   shared between the three behind a short lock.
 //! - [`admin`]: topic and offset management over the cluster layer.
 //!
-//! Every public handle is cheap to clone and shares its tasks; no lock is held across an
-//! `.await`, and every queue is bounded.
+//! Every public handle is cheap to clone and shares its tasks, except [`Consumer`], which has
+//! one owner (reading records takes `&mut self`; see its docs for why). No lock is held
+//! across an `.await`, and every queue is bounded.
 #![warn(missing_docs)]
 
 pub mod admin;
@@ -54,6 +63,9 @@ pub mod producer;
 pub mod protocol;
 mod types;
 
+pub use consumer::{
+    Consumer, ConsumerBuilder, ConsumerRecord, OffsetAndMetadata, OffsetReset, RebalanceListener,
+};
 pub use error::{Error, ErrorContext, KafkaCode, Result};
 pub use types::{Header, TopicPartition};
 

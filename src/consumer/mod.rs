@@ -1,17 +1,46 @@
-//! The consumer side of consumer groups: partition assignors, the consumer protocol, and the
-//! consumer's own state (settings, partition positions, fetched data).
-
-#![allow(dead_code)] // The fetcher and the Consumer handle that use these land next.
+//! The consumer: reads records of subscribed topics as a member of a consumer group, or of
+//! assigned partitions; commits offsets; rebalances with Java consumers in the same group.
+//!
+//! ```text
+//!   application ── poll / recv / stream ──▶ Consumer ──▶ runs rebalance callbacks (listener.rs)
+//!        │                                    │    ▲        then decodes records (drain.rs)
+//!        │ commit / committed / seek...       │    │ CompletedFetch
+//!        ▼                                    │  FetchBuffer (buffer.rs, bounded)
+//!   group task (group/)  ◀── commands ───────┘    ▲
+//!   join, sync, heartbeat, commits,               │
+//!   auto-commit, poll watchdog      fetcher task (fetcher.rs): one Fetch per leader in flight,
+//!        │                          KIP-227 sessions (fetch_session.rs), positions from
+//!        └── assignment ──▶ Subscriptions ◀──    committed offsets or resets (positions.rs)
+//!                           (subscription.rs: position, fetch offset, pause, epoch per partition)
+//! ```
+//!
+//! Three tasks per consumer: the cluster's metadata refresher, the fetcher and, with a
+//! `group.id`, the group member (classic protocol). They share the partition state
+//! (`subscription.rs`) behind a short `std` lock and never hold it across an `.await`.
+//!
+//! What is not implemented yet: the KIP-848 `consumer` group protocol (refused by
+//! `group.protocol`), fetching from followers (KIP-392), log-truncation detection through
+//! OffsetForLeaderEpoch (KIP-320 validation), pattern subscriptions, and `auto.offset.reset`
+//! by duration.
 
 pub mod assignor;
 mod buffer;
+mod builder;
+mod client;
 mod config;
 mod drain;
 mod fetch_session;
+mod fetcher;
 mod group;
+mod listener;
+mod poll;
+mod positions;
 pub(crate) mod protocol;
 mod record;
 mod subscription;
 
+pub use builder::ConsumerBuilder;
+pub use client::Consumer;
 pub use config::{GroupProtocol, OffsetReset};
+pub use listener::RebalanceListener;
 pub use record::{ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TimestampType};

@@ -1,0 +1,528 @@
+//! The [`Consumer`] handle: construction, subscriptions, offsets and positions, closing.
+//! Reading records is in `poll.rs`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::buffer::FetchBuffer;
+use super::builder::ConsumerBuilder;
+use super::config::ConsumerConfig;
+use super::drain::{DecodeOptions, Drain};
+use super::fetcher::Fetcher;
+use super::group::{no_group, GroupClient, GroupEvent, GroupHandle};
+use super::listener::{Callback, ListenerSlot, RebalanceListener};
+use super::positions::PositionLookups;
+use super::record::{OffsetAndMetadata, OffsetAndTimestamp};
+use super::subscription::{Init, ResetTo, Subscriptions};
+use crate::cluster::offsets::{list_offsets, OffsetSpec};
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use crate::types::TopicPartition;
+
+/// A Kafka consumer: subscribes to topics as a member of a consumer group (or reads
+/// partitions it is assigned), and hands out their records in order per partition.
+///
+/// # Ownership
+///
+/// `Consumer` is a single-owner handle, not `Clone`: reading records takes `&mut self`,
+/// because what the consumer has *handed out* decides what auto-commit may commit
+/// (at-least-once) and where the next `poll` continues; two tasks polling one consumer would
+/// make both ambiguous. Everything else (`commit_sync`, `seek`, `position`, `pause`...)
+/// takes `&self`, so a [`RebalanceListener`] can use the consumer it is given. To feed
+/// several tasks, poll in one and send the records over a channel, or run one consumer per
+/// task in the same group. Three background tasks work for each consumer: the cluster's
+/// metadata refresher, the fetcher and (with a `group.id`) the group member; they stop when
+/// the consumer is closed or dropped.
+///
+/// # Dropping without `close`
+///
+/// Dropping a consumer stops its tasks at once, like a crashed process: no final commit, no
+/// LeaveGroup. The group notices after `session.timeout.ms` and gives the partitions to the
+/// other members, which start at the last committed offsets. Call [`close`](Self::close) to
+/// commit (with auto-commit) and leave promptly.
+///
+/// ```no_run
+/// use futures::StreamExt;
+/// use kafka_client::consumer::{Consumer, OffsetReset};
+/// # async fn demo() -> kafka_client::Result<()> {
+/// let mut consumer = Consumer::builder()
+///     .bootstrap_servers("127.0.0.1:9092")
+///     .group_id("billing")
+///     .auto_offset_reset(OffsetReset::Earliest)
+///     .build()
+///     .await?;
+/// consumer.subscribe(["orders"])?;
+/// let mut records = consumer.stream();
+/// while let Some(record) = records.next().await {
+///     let record = record?;
+///     println!("{}-{}@{}: {:?}", record.topic, record.partition, record.offset, record.value);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Consumer {
+    pub(crate) config: Arc<ConsumerConfig>,
+    pub(crate) cluster: Cluster,
+    pub(crate) subs: Arc<Subscriptions>,
+    pub(crate) buffer: Arc<FetchBuffer>,
+    pub(crate) group: Option<GroupHandle>,
+    pub(crate) events: Option<mpsc::Receiver<GroupEvent>>,
+    /// The event whose callback is running (kept until acknowledged, for cancellation).
+    pub(crate) pending_event: Option<GroupEvent>,
+    pub(crate) drain: Option<Drain>,
+    pub(crate) decode: DecodeOptions,
+    pub(crate) listener: ListenerSlot,
+    /// `Subscriptions` change counter when `failure` was last computed.
+    pub(crate) failure_checked: u64,
+    pub(crate) since_mark: usize,
+    fetcher: JoinHandle<()>,
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.fetcher.abort();
+    }
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("group_id", &self.config.group_id)
+            .field("assignment", &self.subs.assignment())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// A builder with the Java client's defaults.
+    pub fn builder() -> ConsumerBuilder {
+        ConsumerBuilder::new()
+    }
+
+    pub(crate) fn start(
+        config: ConsumerConfig,
+        cluster: Cluster,
+        listener: Option<Box<dyn RebalanceListener>>,
+    ) -> Result<Consumer> {
+        let config = Arc::new(config);
+        let subs = Arc::new(Subscriptions::new());
+        let buffer = Arc::new(FetchBuffer::new(config.fetch_buffer_max_bytes));
+        let (group, events) = match &config.group_id {
+            Some(_) => {
+                let (handle, events) =
+                    GroupHandle::start(config.clone(), cluster.clone(), subs.clone())?;
+                (Some(handle), Some(events))
+            }
+            None => (None, None),
+        };
+        let positions = PositionLookups::new(
+            config.clone(),
+            cluster.clone(),
+            group.as_ref().map(|g| g.client.clone()),
+        );
+        let fetcher = Fetcher::new(
+            config.clone(),
+            cluster.clone(),
+            subs.clone(),
+            buffer.clone(),
+            positions,
+        );
+        let fetcher = tokio::spawn(fetcher.run());
+        Ok(Consumer {
+            decode: DecodeOptions {
+                isolation: config.isolation_level,
+                check_crcs: config.check_crcs,
+            },
+            config,
+            cluster,
+            subs,
+            buffer,
+            group,
+            events,
+            pending_event: None,
+            drain: None,
+            listener: ListenerSlot::new(listener),
+            failure_checked: u64::MAX,
+            since_mark: 0,
+            fetcher,
+        })
+    }
+
+    pub(crate) fn group_client(&self, what: &str) -> Result<&GroupClient> {
+        self.group
+            .as_ref()
+            .map(|g| &g.client)
+            .ok_or_else(|| no_group(what))
+    }
+
+    /// Sets (or replaces) the rebalance listener.
+    pub fn set_rebalance_listener(&self, listener: impl RebalanceListener + 'static) {
+        self.listener.set(Box::new(listener));
+    }
+
+    /// Subscribes to `topics`: the group assigns this consumer a share of their partitions.
+    /// Replaces an earlier subscription (the group rebalances); needs a `group.id`.
+    ///
+    /// Returns at once; the consumer joins the group in the background, and the assignment
+    /// shows in [`assignment`](Self::assignment) and the listener during `poll`.
+    pub fn subscribe<I, S>(&self, topics: I) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let group = self.group_client("subscribe()")?;
+        let topics: BTreeSet<String> = topics.into_iter().map(Into::into).collect();
+        if topics.is_empty() || topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(Error::InvalidArgument(
+                "subscribe() needs at least one non-empty topic name; use unsubscribe() to \
+                 stop"
+                    .into(),
+            ));
+        }
+        self.cluster.track(topics.iter().cloned());
+        if self.subs.subscribe(topics)? {
+            group.subscription_changed();
+        }
+        Ok(())
+    }
+
+    /// Reads exactly `partitions`, without group management (Java's `assign`). Partitions
+    /// already held keep their positions; new ones start at the group's committed offset
+    /// (with a `group.id`) or by `auto.offset.reset`. An empty list unassigns everything.
+    pub fn assign(&self, partitions: impl IntoIterator<Item = TopicPartition>) -> Result<()> {
+        let partitions: BTreeSet<TopicPartition> = partitions.into_iter().collect();
+        if let Some(tp) = partitions
+            .iter()
+            .find(|tp| tp.topic.trim().is_empty() || tp.partition < 0)
+        {
+            return Err(Error::InvalidArgument(format!(
+                "cannot assign partition {tp}"
+            )));
+        }
+        self.cluster
+            .track(partitions.iter().map(|tp| tp.topic.clone()));
+        if self.config.auto_commit() {
+            // As the Java client: commit what was consumed before the assignment changes.
+            let offsets = self.subs.positions(None);
+            if let (Some(group), false) = (&self.group, offsets.is_empty()) {
+                let _ = group.client.commit_now(offsets);
+            }
+        }
+        self.subs.assign_manual(partitions, Init::Committed)?;
+        Ok(())
+    }
+
+    /// Stops reading: with a subscription, commits (when auto-commit is on), runs the
+    /// listener's revocation callback and leaves the group; with an assignment, drops it.
+    ///
+    /// # Cancellation
+    /// Dropping the future part-way may leave the commit or the LeaveGroup unsent; the
+    /// subscription is dropped at the end, so the call can be repeated.
+    pub async fn unsubscribe(&self) -> Result<()> {
+        if self.subs.topics().is_some() {
+            self.give_up_partitions().await;
+            self.subs.unsubscribe();
+            if let Some(group) = &self.group {
+                group
+                    .client
+                    .leave(self.config.client.default_api_timeout)
+                    .await;
+            }
+        } else {
+            self.subs.unsubscribe();
+        }
+        Ok(())
+    }
+
+    /// Before leaving: auto-commit, then the revoked (or lost) callback for every partition.
+    async fn give_up_partitions(&self) {
+        let owned = self.subs.assignment();
+        let in_group = self
+            .group
+            .as_ref()
+            .is_some_and(|g| g.client.shared.generation() >= 0);
+        if in_group && self.config.auto_commit() {
+            if let Err(e) = self.commit_sync().await {
+                tracing::warn!(error = %e, "committing before leaving the group failed");
+            }
+        }
+        if !owned.is_empty() {
+            let callback = if in_group {
+                Callback::Revoked
+            } else {
+                Callback::Lost
+            };
+            self.listener.call(self, callback, &owned).await;
+        }
+    }
+
+    /// The subscribed topics (empty without a subscription).
+    pub fn subscription(&self) -> Vec<String> {
+        self.subs
+            .topics()
+            .map(|t| t.into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// The partitions this consumer holds now.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.subs.assignment()
+    }
+
+    /// The group's member id of this consumer, once it joined.
+    pub fn member_id(&self) -> Option<String> {
+        let id = self.group.as_ref()?.client.shared.member_id();
+        (!id.is_empty()).then_some(id)
+    }
+
+    /// The group generation this consumer is in, once it joined.
+    pub fn generation(&self) -> Option<i32> {
+        let g = self.group.as_ref()?.client.shared.generation();
+        (g >= 0).then_some(g)
+    }
+
+    /// Commits the position of every partition held: everything returned so far counts as
+    /// processed (Java's `commitSync()`). Retries retriable errors until
+    /// `default.api.timeout.ms`.
+    ///
+    /// # Cancellation
+    /// Dropping the future stops the retries; an attempt already sent may still commit.
+    pub async fn commit_sync(&self) -> Result<()> {
+        let group = self.group_client("commit_sync()")?;
+        group
+            .commit(
+                self.subs.positions(None),
+                self.config.client.default_api_timeout,
+            )
+            .await
+    }
+
+    /// Commits the given offsets (each the *next* offset to read), retrying retriable errors
+    /// until `default.api.timeout.ms`.
+    ///
+    /// # Cancellation
+    /// As [`commit_sync`](Self::commit_sync).
+    pub async fn commit_sync_offsets(
+        &self,
+        offsets: HashMap<TopicPartition, OffsetAndMetadata>,
+    ) -> Result<()> {
+        let group = self.group_client("commit_sync_offsets()")?;
+        if let Some((tp, _)) = offsets.iter().find(|(_, o)| o.offset < 0) {
+            return Err(Error::InvalidArgument(format!(
+                "negative offset to commit for {tp}"
+            )));
+        }
+        group
+            .commit(offsets, self.config.client.default_api_timeout)
+            .await
+    }
+
+    /// Starts committing every position now, without retrying, and returns a future with the
+    /// result (Java's `commitAsync`). The commit is sent whether or not the future is
+    /// awaited.
+    ///
+    /// # Cancellation
+    /// Dropping the returned future only discards the result.
+    pub fn commit_async(&self) -> impl Future<Output = Result<()>> + Send + 'static {
+        self.commit_async_offsets(self.subs.positions(None))
+    }
+
+    /// [`commit_async`](Self::commit_async) with explicit offsets.
+    pub fn commit_async_offsets(
+        &self,
+        offsets: HashMap<TopicPartition, OffsetAndMetadata>,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        let started = self.group_client("commit_async()").and_then(|g| {
+            if offsets.is_empty() {
+                Ok(None)
+            } else {
+                g.commit_now(offsets).map(Some)
+            }
+        });
+        async move {
+            match started? {
+                None => Ok(()),
+                Some(rx) => rx
+                    .await
+                    .unwrap_or_else(|_| Err(Error::Closed("consumer group task ended".into()))),
+            }
+        }
+    }
+
+    /// The group's committed offsets of `partitions` (`None` where there is none), within
+    /// `default.api.timeout.ms`. Offsets of open transactions are waited for (KIP-447).
+    ///
+    /// # Cancellation
+    /// Dropping the future has no effect on the consumer.
+    pub async fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, Option<OffsetAndMetadata>>> {
+        let group = self.group_client("committed()")?;
+        group
+            .committed(partitions.to_vec(), self.config.client.default_api_timeout)
+            .await
+    }
+
+    /// The offset of the next record `poll` returns for `partition` (Java's `position`).
+    /// Waits, up to `default.api.timeout.ms`, while the position is being looked up (committed
+    /// offset or reset); fails for a partition not held, or without a position under
+    /// `auto.offset.reset=none`.
+    ///
+    /// # Cancellation
+    /// Dropping the future has no effect on the consumer.
+    pub async fn position(&self, partition: &TopicPartition) -> Result<i64> {
+        let timeout = self.config.client.default_api_timeout;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.subs.positioned.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(p) = self.subs.position(partition)? {
+                return Ok(p);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(Error::Timeout {
+                    what: format!("position of {partition}"),
+                    after: timeout,
+                });
+            }
+        }
+    }
+
+    /// Makes the next `poll` read `partition` from `offset`.
+    pub fn seek(&self, partition: &TopicPartition, offset: i64) -> Result<()> {
+        // The seek gives the partition a new epoch, which makes `poll` drop data fetched
+        // before it.
+        self.subs.seek(partition, offset)
+    }
+
+    /// Makes the next `poll` read `partitions` from their first offset still in the log.
+    pub fn seek_to_beginning(&self, partitions: &[TopicPartition]) -> Result<()> {
+        self.subs.request_reset(partitions, ResetTo::Earliest)
+    }
+
+    /// Makes the next `poll` read `partitions` from their end (the high watermark, or the
+    /// last stable offset under `read_committed`): only records written later.
+    pub fn seek_to_end(&self, partitions: &[TopicPartition]) -> Result<()> {
+        self.subs.request_reset(partitions, ResetTo::Latest)
+    }
+
+    /// For each partition, the earliest offset whose record timestamp is at or after the
+    /// given one (milliseconds since the epoch); `None` when every record is older.
+    ///
+    /// # Cancellation
+    /// Dropping the future has no effect on the consumer.
+    pub async fn offsets_for_times(
+        &self,
+        timestamps: HashMap<TopicPartition, i64>,
+    ) -> Result<HashMap<TopicPartition, Option<OffsetAndTimestamp>>> {
+        if let Some((tp, ts)) = timestamps.iter().find(|(_, ts)| **ts < 0) {
+            return Err(Error::InvalidArgument(format!(
+                "negative timestamp {ts} for {tp}"
+            )));
+        }
+        let specs = timestamps
+            .into_iter()
+            .map(|(tp, ts)| (tp, OffsetSpec::Timestamp(ts)))
+            .collect();
+        let found = list_offsets(&self.cluster, &specs, self.config.isolation_level).await?;
+        Ok(found
+            .into_iter()
+            .map(|(tp, l)| {
+                let answer = l.offset.map(|offset| OffsetAndTimestamp {
+                    offset,
+                    timestamp: l.timestamp,
+                    leader_epoch: l.leader_epoch,
+                });
+                (tp, answer)
+            })
+            .collect())
+    }
+
+    /// The first offset still in the log of each partition.
+    ///
+    /// # Cancellation
+    /// Dropping the future has no effect on the consumer.
+    pub async fn beginning_offsets(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, i64>> {
+        self.list(partitions, OffsetSpec::Earliest).await
+    }
+
+    /// The end offset of each partition: the high watermark, or the last stable offset under
+    /// `read_committed`.
+    ///
+    /// # Cancellation
+    /// Dropping the future has no effect on the consumer.
+    pub async fn end_offsets(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, i64>> {
+        self.list(partitions, OffsetSpec::Latest).await
+    }
+
+    async fn list(
+        &self,
+        partitions: &[TopicPartition],
+        spec: OffsetSpec,
+    ) -> Result<HashMap<TopicPartition, i64>> {
+        let specs = partitions.iter().map(|tp| (tp.clone(), spec)).collect();
+        let found = list_offsets(&self.cluster, &specs, self.config.isolation_level).await?;
+        Ok(found
+            .into_iter()
+            .map(|(tp, l)| (tp, l.offset.unwrap_or(0)))
+            .collect())
+    }
+
+    /// Stops returning (and fetching) records of `partitions` until [`resume`](Self::resume).
+    /// Data already fetched for them is dropped and fetched again after resuming. Pauses do
+    /// not survive a rebalance that revokes the partition.
+    pub fn pause(&self, partitions: &[TopicPartition]) -> Result<()> {
+        self.subs.set_paused(partitions, true)
+    }
+
+    /// Resumes paused partitions.
+    pub fn resume(&self, partitions: &[TopicPartition]) -> Result<()> {
+        self.subs.set_paused(partitions, false)
+    }
+
+    /// The paused partitions.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.subs.paused()
+    }
+
+    /// Closes the consumer gracefully, within `default.api.timeout.ms`: commits the positions
+    /// when auto-commit is on, runs the listener's revocation callback, leaves the group
+    /// (dynamic members; static members stay until their session times out, as in Java),
+    /// then stops the background tasks.
+    ///
+    /// # Cancellation
+    /// Dropping the future part-way drops the consumer, as [`Drop`](#dropping-without-close)
+    /// does: steps not yet done are skipped.
+    pub async fn close(self) -> Result<()> {
+        let timeout = self.config.client.default_api_timeout;
+        let graceful = async {
+            if self.subs.topics().is_some() {
+                self.give_up_partitions().await;
+            } else if self.config.auto_commit() {
+                if let Err(e) = self.commit_sync().await {
+                    tracing::warn!(error = %e, "committing on close failed");
+                }
+            }
+            if let Some(group) = &self.group {
+                group.client.leave(timeout).await;
+            }
+        };
+        if tokio::time::timeout(timeout, graceful).await.is_err() {
+            tracing::warn!("close did not finish within default.api.timeout.ms ({timeout:?})");
+        }
+        self.cluster.close();
+        Ok(())
+    }
+}

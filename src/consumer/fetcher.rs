@@ -1,0 +1,437 @@
+//! The fetcher task: one Fetch in flight per broker leading assigned partitions, responses
+//! turned into [`CompletedFetch`]es in the [`FetchBuffer`].
+//!
+//! ```text
+//!  Subscriptions ──fetchable partitions──▶ group by leader ──▶ FetchSession::build ──▶ Fetch
+//!       ▲   (Ready, not paused, not buffered,      (metadata)     (KIP-227)             │
+//!       │    not in flight)                                                            ▼
+//!       └── fetch offset += data ◀── CompletedFetch ──▶ FetchBuffer ──▶ poll (drain.rs)
+//! ```
+//!
+//! The fetch offset runs ahead of the application's position, so the next Fetch of a
+//! partition is in flight while the application still processes the previous one. A
+//! partition with data still waiting in the buffer is not fetched again, and no Fetch starts
+//! while the buffer holds `fetch.buffer.max.bytes`: a slow application stops fetching instead
+//! of growing memory. Leader errors refresh metadata and back the partition off for
+//! `retry.backoff.ms`; the next Fetch goes to whichever broker then leads it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tokio::time::{sleep_until, Instant};
+use tracing::Instrument;
+
+use super::buffer::{AbortedTxn, CompletedFetch, FetchBuffer};
+use super::config::ConsumerConfig;
+use super::drain::next_fetch_offset;
+use super::fetch_session::{FetchSession, PartitionFetch, SessionRequest};
+use super::positions::PositionLookups;
+use super::subscription::Subscriptions;
+use crate::cluster::{Cluster, ConnClass, IsolationLevel};
+use crate::config::Backoff;
+use crate::error::{KafkaCode, Result};
+use crate::types::TopicPartition;
+
+/// A Fetch sent to one broker, and what it asked for.
+struct Sent {
+    broker: i32,
+    request: SessionRequest,
+    /// Every partition the request stands for (incremental requests name only some), with
+    /// the partition epoch and fetch offset at send time.
+    wanted: HashMap<TopicPartition, (u64, i64)>,
+    /// The response, and whether the request used the session (Fetch v7+).
+    result: Result<(FetchResponse, bool)>,
+}
+
+pub(crate) struct Fetcher {
+    config: Arc<ConsumerConfig>,
+    cluster: Cluster,
+    subs: Arc<Subscriptions>,
+    buffer: Arc<FetchBuffer>,
+    positions: PositionLookups,
+    sessions: HashMap<i32, FetchSession>,
+    in_flight: FuturesUnordered<BoxFuture<'static, Sent>>,
+    busy: HashSet<i32>,
+    in_flight_partitions: HashSet<TopicPartition>,
+    broker_failures: HashMap<i32, (u32, Instant)>,
+    topic_names: HashMap<String, Arc<str>>,
+    retry: Backoff,
+    round: usize,
+}
+
+impl Fetcher {
+    pub(crate) fn new(
+        config: Arc<ConsumerConfig>,
+        cluster: Cluster,
+        subs: Arc<Subscriptions>,
+        buffer: Arc<FetchBuffer>,
+        positions: PositionLookups,
+    ) -> Self {
+        let retry = Backoff::new(config.client.retry_backoff, config.client.retry_backoff_max);
+        Fetcher {
+            config,
+            cluster,
+            subs,
+            buffer,
+            positions,
+            sessions: HashMap::new(),
+            in_flight: FuturesUnordered::new(),
+            busy: HashSet::new(),
+            in_flight_partitions: HashSet::new(),
+            broker_failures: HashMap::new(),
+            topic_names: HashMap::new(),
+            retry,
+            round: 0,
+        }
+    }
+
+    /// Runs until aborted (the consumer owns the task's handle).
+    pub(crate) async fn run(mut self) {
+        let span = tracing::debug_span!("fetcher");
+        async move {
+            loop {
+                let now = Instant::now();
+                self.positions.start(&self.subs);
+                let leaderless = self.start_fetches(now);
+                let mut wake = self
+                    .subs
+                    .next_retry()
+                    .unwrap_or(now + Duration::from_secs(3600));
+                if let Some(t) = self.positions.next_retry() {
+                    wake = wake.min(t);
+                }
+                for (_, at) in self.broker_failures.values() {
+                    wake = wake.min(*at);
+                }
+                if leaderless {
+                    wake = wake.min(now + self.config.client.retry_backoff);
+                }
+                tokio::select! {
+                    Some(sent) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                        self.on_response(sent)
+                    }
+                    done = self.positions.next() => self.positions.apply(done, &self.subs),
+                    _ = self.subs.changed.notified() => {}
+                    _ = self.buffer.room.notified() => {}
+                    _ = sleep_until(wake) => {}
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn topic_name(&mut self, topic: &str) -> Arc<str> {
+        self.topic_names
+            .entry(topic.to_owned())
+            .or_insert_with(|| Arc::from(topic))
+            .clone()
+    }
+
+    /// Sends a Fetch to every idle broker that leads fetchable partitions. Returns whether
+    /// some partition has no known leader (then metadata is being refreshed).
+    fn start_fetches(&mut self, now: Instant) -> bool {
+        if !self.buffer.has_room() {
+            return false;
+        }
+        let buffered: HashSet<TopicPartition> =
+            self.buffer.buffered_partitions().into_iter().collect();
+        let metadata = self.cluster.metadata();
+        let mut leaderless = false;
+        let mut by_leader: BTreeMap<i32, Vec<(PartitionFetch, u64)>> = BTreeMap::new();
+        for f in self.subs.fetchable(now) {
+            if buffered.contains(&f.tp) || self.in_flight_partitions.contains(&f.tp) {
+                continue;
+            }
+            let info = metadata
+                .topic(&f.tp.topic)
+                .and_then(|t| t.partition(f.tp.partition));
+            let Some((leader, leader_epoch)) =
+                info.and_then(|p| p.leader.map(|l| (l, p.leader_epoch)))
+            else {
+                if metadata.topic(&f.tp.topic).is_none() {
+                    self.cluster.track([f.tp.topic.clone()]);
+                }
+                leaderless = true;
+                continue;
+            };
+            by_leader.entry(leader).or_default().push((
+                PartitionFetch {
+                    tp: f.tp,
+                    fetch_offset: f.fetch_offset,
+                    leader_epoch,
+                    max_bytes: self.config.max_partition_fetch_bytes,
+                },
+                f.epoch,
+            ));
+        }
+        if leaderless {
+            self.cluster.request_refresh();
+        }
+        self.round = self.round.wrapping_add(1);
+        for (broker, mut parts) in by_leader {
+            if self.busy.contains(&broker) {
+                continue;
+            }
+            if self
+                .broker_failures
+                .get(&broker)
+                .is_some_and(|(_, at)| *at > now)
+            {
+                continue;
+            }
+            // Rotate the order so that a partition whose first batch is too large for its
+            // share of the response eventually comes first (the broker always returns the
+            // first partition's first batch whole).
+            let len = parts.len();
+            parts.rotate_left(self.round % len.max(1));
+            self.send(broker, parts);
+        }
+        leaderless
+    }
+
+    fn send(&mut self, broker: i32, parts: Vec<(PartitionFetch, u64)>) {
+        let wanted: HashMap<TopicPartition, (u64, i64)> = parts
+            .iter()
+            .map(|(p, epoch)| (p.tp.clone(), (*epoch, p.fetch_offset)))
+            .collect();
+        let all: Vec<PartitionFetch> = parts.into_iter().map(|(p, _)| p).collect();
+        let request = self.sessions.entry(broker).or_default().build(all.clone());
+        self.busy.insert(broker);
+        self.in_flight_partitions.extend(wanted.keys().cloned());
+        let cluster = self.cluster.clone();
+        let config = self.config.clone();
+        tracing::trace!(
+            broker,
+            partitions = all.len(),
+            full = request.full,
+            "sending Fetch"
+        );
+        self.in_flight.push(
+            async move {
+                let result = fetch(&cluster, &config, broker, &request, all).await;
+                Sent {
+                    broker,
+                    request,
+                    wanted,
+                    result,
+                }
+            }
+            .boxed(),
+        );
+    }
+
+    fn on_response(&mut self, sent: Sent) {
+        self.busy.remove(&sent.broker);
+        for tp in sent.wanted.keys() {
+            self.in_flight_partitions.remove(tp);
+        }
+        let session = self.sessions.entry(sent.broker).or_default();
+        let (resp, with_session) = match sent.result {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(broker = sent.broker, error = %e, "Fetch failed");
+                session.close_and_renew();
+                self.broker_failed(sent.broker);
+                self.cluster.request_refresh();
+                return;
+            }
+        };
+        if resp.error_code != 0 {
+            let code = KafkaCode::from_code(resp.error_code);
+            tracing::debug!(broker = sent.broker, %code, "Fetch refused");
+            session.failed(code);
+            // A session error is answered by a full request at once; others back off.
+            if !matches!(code.code(), 70 | 71) {
+                self.broker_failed(sent.broker);
+            }
+            return;
+        }
+        if !with_session {
+            session.reset();
+        } else {
+            session.succeeded(&sent.request, resp.session_id);
+        }
+        self.broker_failures.remove(&sent.broker);
+        for topic in resp.responses {
+            let name = topic.topic.0.to_string();
+            for p in topic.partitions {
+                let tp = TopicPartition::new(name.clone(), p.partition_index);
+                let Some(&(epoch, fetch_offset)) = sent.wanted.get(&tp) else {
+                    continue;
+                };
+                self.on_partition(tp, epoch, fetch_offset, p, sent.broker);
+            }
+        }
+    }
+
+    fn broker_failed(&mut self, broker: i32) {
+        let failures = self.broker_failures.get(&broker).map_or(0, |(n, _)| *n) + 1;
+        let at = Instant::now() + self.retry.delay(failures);
+        self.broker_failures.insert(broker, (failures, at));
+    }
+
+    fn on_partition(
+        &mut self,
+        tp: TopicPartition,
+        epoch: u64,
+        fetch_offset: i64,
+        p: PartitionData,
+        broker: i32,
+    ) {
+        let code = KafkaCode::from_code(p.error_code);
+        match code {
+            KafkaCode::NONE => {
+                let records = p.records.unwrap_or_default();
+                if records.is_empty() || !self.subs.is_current(&tp, epoch) {
+                    return;
+                }
+                let next_offset = match next_fetch_offset(&records) {
+                    Ok(Some(next)) => next,
+                    Ok(None) => {
+                        tracing::debug!(
+                            topic = %tp.topic,
+                            partition = tp.partition,
+                            fetch_offset,
+                            bytes = records.len(),
+                            "no complete batch in the response; retrying the partition"
+                        );
+                        return;
+                    }
+                    // Let `poll` surface the corruption at the right position.
+                    Err(_) => fetch_offset,
+                };
+                let aborted = if self.config.isolation_level == IsolationLevel::ReadCommitted {
+                    p.aborted_transactions
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|a| AbortedTxn {
+                            producer_id: a.producer_id.0,
+                            first_offset: a.first_offset,
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                self.subs.fetched(&tp, epoch, next_offset);
+                let topic = self.topic_name(&tp.topic);
+                self.buffer.push(CompletedFetch {
+                    tp,
+                    topic,
+                    epoch,
+                    fetch_offset,
+                    next_offset,
+                    records,
+                    aborted,
+                });
+            }
+            KafkaCode::OFFSET_OUT_OF_RANGE => {
+                if self.subs.is_current(&tp, epoch) {
+                    tracing::info!(
+                        topic = %tp.topic,
+                        partition = tp.partition,
+                        fetch_offset,
+                        policy = ?self.config.auto_offset_reset,
+                        "fetch offset out of range; resetting by auto.offset.reset"
+                    );
+                    self.subs
+                        .out_of_range(&tp, epoch, fetch_offset, self.config.auto_offset_reset);
+                }
+            }
+            KafkaCode::TOPIC_AUTHORIZATION_FAILED | KafkaCode::CORRUPT_MESSAGE => {
+                tracing::warn!(topic = %tp.topic, partition = tp.partition, broker, %code, "fetch failed");
+                self.subs.fail(&tp, epoch, code);
+            }
+            _ => {
+                // NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH,
+                // UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR, LEADER_NOT_AVAILABLE,
+                // OFFSET_NOT_AVAILABLE...: the leader moved or is not ready; look again.
+                tracing::debug!(topic = %tp.topic, partition = tp.partition, broker, %code, "fetch error; refreshing metadata");
+                self.cluster.request_refresh();
+                let until = Instant::now() + self.config.client.retry_backoff;
+                self.subs.back_off(&tp, epoch, until);
+            }
+        }
+    }
+}
+
+/// Sends one Fetch to `broker` and waits for the answer (`fetch.max.wait.ms` plus
+/// `request.timeout.ms` at most).
+async fn fetch(
+    cluster: &Cluster,
+    config: &ConsumerConfig,
+    broker: i32,
+    session: &SessionRequest,
+    all: Vec<PartitionFetch>,
+) -> Result<(FetchResponse, bool)> {
+    let conn = cluster.broker(broker, ConnClass::Fetch).await?;
+    let version = conn.version::<FetchRequest>()?;
+    let sessions = version >= 7;
+    let partitions = if sessions {
+        session.partitions.clone()
+    } else {
+        all
+    };
+    let mut by_topic: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+    for p in partitions {
+        let mut fp = FetchPartition::default()
+            .with_partition(p.tp.partition)
+            .with_fetch_offset(p.fetch_offset)
+            .with_partition_max_bytes(p.max_bytes);
+        if version >= 9 {
+            fp = fp.with_current_leader_epoch(p.leader_epoch);
+        }
+        by_topic.entry(p.tp.topic).or_default().push(fp);
+    }
+    let mut req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(i32::try_from(config.fetch_max_wait.as_millis()).unwrap_or(i32::MAX))
+        .with_min_bytes(config.fetch_min_bytes)
+        .with_max_bytes(config.fetch_max_bytes)
+        .with_isolation_level(config.isolation_level.wire())
+        .with_topics(
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| {
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(ps)
+                })
+                .collect(),
+        );
+    if sessions {
+        let mut forgotten: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in &session.forgotten {
+            forgotten.entry(&tp.topic).or_default().push(tp.partition);
+        }
+        req = req
+            .with_session_id(session.session_id)
+            .with_session_epoch(session.epoch)
+            .with_forgotten_topics_data(
+                forgotten
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        ForgottenTopic::default()
+                            .with_topic(TopicName(StrBytes::from_string(t.to_owned())))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+    }
+    if version >= 11 {
+        if let Some(rack) = &config.client_rack {
+            req = req.with_rack_id(StrBytes::from_string(rack.clone()));
+        }
+    }
+    let timeout = config.client.request_timeout + config.fetch_max_wait;
+    let resp = conn.request_at(&req, version, timeout).await?;
+    Ok((resp, sessions))
+}

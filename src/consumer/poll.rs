@@ -1,0 +1,290 @@
+//! Reading records: [`Consumer::poll`], [`Consumer::recv`] and [`Consumer::stream`].
+//!
+//! Every read first runs the rebalance callbacks the group task queued, then hands out
+//! records from the fetch buffer, decoding them lazily ([`Drain`]). A record is handed out
+//! only if its partition still has the epoch the data was fetched under, so nothing fetched
+//! before a seek, a pause or a revocation ever reaches the application. The position moves
+//! past each record handed out; when a read starts, everything handed out before counts as
+//! processed and becomes what auto-commit may commit.
+
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::Receiver;
+use tokio::time::{sleep_until, Instant};
+
+use super::drain::Drain;
+use super::group::{EventKind, GroupEvent};
+use super::listener::Callback;
+use super::record::ConsumerRecord;
+use super::Consumer;
+use crate::error::{Error, Result};
+use crate::types::TopicPartition;
+
+impl Consumer {
+    /// Waits up to `timeout` for records and returns at most `max.poll.records` of them;
+    /// an empty batch when none arrived in time (Java's `poll`).
+    ///
+    /// Records of one partition come in offset order. Rebalance callbacks run inside this
+    /// call. Errors: [`Error::NoOffsetForPartition`] and `OFFSET_OUT_OF_RANGE` under
+    /// `auto.offset.reset=none` until the application seeks, [`Error::Corrupt`] for data that
+    /// fails to decode (records before it are returned first), a fatal group error (such as
+    /// `FENCED_INSTANCE_ID`), and [`Error::InvalidArgument`] when nothing is subscribed or
+    /// assigned.
+    ///
+    /// # Cancellation
+    /// Cancel-safe: dropping the future loses no records (a record counts as handed out only
+    /// when returned). A rebalance callback interrupted by the drop runs again, from the
+    /// start, on the next call.
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        let deadline = Instant::now() + timeout;
+        let max = self.config.max_poll_records;
+        self.next_records(max, Some(deadline), true).await
+    }
+
+    /// Waits for records, as long as it takes, and returns between one and
+    /// `max.poll.records` of them. Otherwise as [`poll`](Self::poll).
+    ///
+    /// # Cancellation
+    /// As [`poll`](Self::poll): cancel-safe.
+    pub async fn recv(&mut self) -> Result<Vec<ConsumerRecord>> {
+        let max = self.config.max_poll_records;
+        self.next_records(max, None, true).await
+    }
+
+    /// The records as a [`Stream`], one at a time. The stream yields the first error and then
+    /// ends: inspect it, act (seek, for instance), and call `stream()` again to go on.
+    ///
+    /// Asking for the next record marks the previous ones as processed for auto-commit, at
+    /// the latest every `max.poll.records` records, so the stream keeps the at-least-once
+    /// guarantee of `poll`. Dropping the stream loses no records.
+    pub fn stream(&mut self) -> impl Stream<Item = Result<ConsumerRecord>> + Send + '_ {
+        futures::stream::unfold(Some(self), |state| async move {
+            let consumer = state?;
+            let mark =
+                consumer.since_mark >= consumer.config.max_poll_records || consumer.drain.is_none();
+            match consumer.next_records(1, None, mark).await {
+                Ok(mut records) => {
+                    consumer.since_mark += 1;
+                    records.pop().map(|r| (Ok(r), Some(consumer)))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+
+    /// The read behind `poll`, `recv` and the stream: `deadline` `None` waits until at least
+    /// one record is there.
+    async fn next_records(
+        &mut self,
+        max: usize,
+        deadline: Option<Instant>,
+        mark: bool,
+    ) -> Result<Vec<ConsumerRecord>> {
+        if self.subs.lock().mode == super::subscription::Mode::None {
+            return Err(Error::InvalidArgument(
+                "the consumer is not subscribed to any topic nor assigned any partition".into(),
+            ));
+        }
+        if mark {
+            self.subs.mark_polled();
+            self.since_mark = 0;
+        }
+        if let Some(group) = &self.group {
+            group.client.shared.mark_polled();
+        }
+        loop {
+            self.run_events().await;
+            if let Some(group) = &self.group {
+                if let Some(e) = group.client.shared.fatal(group.client.group_id()) {
+                    return Err(e);
+                }
+            }
+            let version = self.subs.version();
+            if version != self.failure_checked {
+                if let Some(e) = self.subs.failure() {
+                    return Err(e);
+                }
+                self.failure_checked = version;
+            }
+            let records = self.take(max)?;
+            if !records.is_empty() {
+                return Ok(records);
+            }
+            let data = self.buffer.data.notified();
+            let positioned = self.subs.positioned.notified();
+            tokio::pin!(data, positioned);
+            data.as_mut().enable();
+            positioned.as_mut().enable();
+            if !self.buffer.is_empty() || self.pending_event.is_some() {
+                continue;
+            }
+            tokio::select! {
+                _ = data => {}
+                _ = positioned => {}
+                event = next_event(self.events.as_mut()) => match event {
+                    Some(ev) => self.pending_event = Some(ev),
+                    None => self.events = None,
+                },
+                _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
+                    return Ok(Vec::new());
+                }
+            }
+        }
+    }
+
+    /// Hands out up to `max` buffered records, moving positions past them.
+    fn take(&mut self, max: usize) -> Result<Vec<ConsumerRecord>> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            if self.drain.is_none() {
+                let Some(fetch) = self.buffer.pop() else {
+                    break;
+                };
+                if !self
+                    .subs
+                    .can_hand_out(&fetch.tp, fetch.epoch, fetch.fetch_offset)
+                {
+                    if self
+                        .subs
+                        .misaligned(&fetch.tp, fetch.epoch, fetch.fetch_offset)
+                    {
+                        self.subs.refetch(&fetch.tp);
+                    }
+                    continue;
+                }
+                self.drain = Some(Drain::new(fetch, self.decode));
+            }
+            let Some(drain) = self.drain.as_mut() else {
+                break;
+            };
+            let (tp, epoch) = (drain.tp.clone(), drain.epoch);
+            if !self.subs.is_current(&tp, epoch) {
+                self.drain = None;
+                continue;
+            }
+            let start = out.len();
+            let mut last: Option<(i64, Option<i32>)> = None;
+            let mut exhausted = false;
+            let mut error = None;
+            while out.len() < max {
+                match drain.next_record() {
+                    Ok(Some(r)) => {
+                        last = Some((r.offset + 1, r.leader_epoch));
+                        out.push(r);
+                    }
+                    Ok(None) => {
+                        exhausted = true;
+                        break;
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
+            let next = if exhausted {
+                Some(drain.exhausted_at())
+            } else {
+                last.map(|(next, _)| next)
+            };
+            if exhausted || error.is_some() {
+                self.drain = None;
+            }
+            if let Some(next) = next {
+                if !self
+                    .subs
+                    .consumed(&tp, epoch, next, last.and_then(|(_, e)| e))
+                {
+                    // Revoked, paused or sought meanwhile: these are not ours to hand out.
+                    out.truncate(start);
+                    self.drain = None;
+                    continue;
+                }
+            }
+            if let Some(e) = error {
+                // Fetch again from the position: the error comes back on the next read
+                // (after the records before it), until the application seeks past it.
+                self.subs.refetch(&tp);
+                if out.is_empty() {
+                    return Err(e);
+                }
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs queued rebalance callbacks and acknowledges them to the group task.
+    async fn run_events(&mut self) {
+        loop {
+            if self.pending_event.is_none() {
+                match self.events.as_mut().map(Receiver::try_recv) {
+                    Some(Ok(ev)) => self.pending_event = Some(ev),
+                    Some(Err(TryRecvError::Disconnected)) => {
+                        self.events = None;
+                        return;
+                    }
+                    _ => return,
+                }
+            }
+            let Some(ev) = &self.pending_event else {
+                return;
+            };
+            let (kind, partitions, generation) = (ev.kind, ev.partitions.clone(), ev.generation);
+            self.run_event(kind, &partitions, generation).await;
+            if let Some(ev) = self.pending_event.take() {
+                let _ = ev.done.send(());
+            }
+        }
+    }
+
+    async fn run_event(&self, kind: EventKind, partitions: &[TopicPartition], generation: i32) {
+        let Some(group) = &self.group else { return };
+        match kind {
+            EventKind::Revoked => {
+                let current = generation >= 0 && group.client.shared.generation() == generation;
+                if current {
+                    if self.config.auto_commit() && !partitions.is_empty() {
+                        let offsets = self.subs.positions(Some(partitions));
+                        let timeout = self.config.client.default_api_timeout;
+                        if let Err(e) = group.client.commit(offsets, timeout).await {
+                            tracing::warn!(error = %e, "auto-commit before revocation failed");
+                        }
+                    }
+                    tracing::info!(?partitions, "revoking partitions");
+                    self.listener
+                        .call(self, Callback::Revoked, partitions)
+                        .await;
+                } else {
+                    tracing::info!(?partitions, "partitions lost: the group moved on");
+                    self.listener.call(self, Callback::Lost, partitions).await;
+                }
+                self.subs.remove(partitions);
+            }
+            EventKind::Lost => {
+                tracing::info!(?partitions, "partitions lost");
+                self.listener.call(self, Callback::Lost, partitions).await;
+                self.subs.remove(partitions);
+            }
+            EventKind::Assigned => {
+                tracing::info!(?partitions, generation, "partitions assigned");
+                self.listener
+                    .call(self, Callback::Assigned, partitions)
+                    .await;
+            }
+        }
+    }
+}
+
+async fn next_event(rx: Option<&mut Receiver<GroupEvent>>) -> Option<GroupEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
