@@ -3,6 +3,8 @@
 
 pub mod fetch;
 pub mod java;
+pub mod produce;
+pub mod txn;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
