@@ -93,6 +93,14 @@ async fn commit_close_and_reopen_resumes_at_the_committed_offsets() {
         c.committed(std::slice::from_ref(&p0)).await.unwrap()[&p0],
         None
     );
+    // commit_async commits every position (100 on both) and reports its result.
+    c.commit_async().await.unwrap();
+    assert_eq!(
+        c.committed(std::slice::from_ref(&p0)).await.unwrap()[&p0]
+            .as_ref()
+            .map(|o| o.offset),
+        Some(100)
+    );
     c.commit_sync_offsets(HashMap::from([
         (
             p0.clone(),
@@ -578,4 +586,28 @@ async fn a_static_member_fenced_by_another_instance_gets_a_fatal_error() {
         "{err}"
     );
     second.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn waiting_inside_recv_longer_than_max_poll_interval_keeps_the_membership() {
+    let admin = common::admin().await;
+    let t = topic(&admin, "group-idle", 1, &[]).await;
+    let r = Recorder::default();
+    let mut c = builder(&group_name("g-idle"))
+        .max_poll_interval(Duration::from_secs(2))
+        .rebalance_listener(r.clone())
+        .build()
+        .await
+        .unwrap();
+    c.subscribe([t.clone()]).unwrap();
+    poll_until(&mut c, 30, |c| c.assignment().len() == 1).await;
+    let generation = c.generation();
+    // Nothing to read: recv waits (in poll, as far as the group is concerned) past the limit.
+    assert!(tokio::time::timeout(Duration::from_secs(4), c.recv())
+        .await
+        .is_err());
+    c.poll(Duration::from_millis(200)).await.unwrap();
+    assert_eq!(c.generation(), generation, "the member left and rejoined");
+    assert!(r.0.lock().unwrap().lost.is_empty());
+    c.close().await.unwrap();
 }

@@ -322,8 +322,8 @@ impl Consumer {
     }
 
     /// Starts committing every position now, without retrying, and returns a future with the
-    /// result (Java's `commitAsync`). The commit is sent whether or not the future is
-    /// awaited.
+    /// result (Java's `commitAsync`), within `default.api.timeout.ms`. The commit is sent
+    /// whether or not the future is awaited.
     ///
     /// # Cancellation
     /// Dropping the returned future only discards the result.
@@ -343,12 +343,16 @@ impl Consumer {
                 g.commit_now(offsets).map(Some)
             }
         });
+        let timeout = self.config.client.default_api_timeout;
         async move {
-            match started? {
-                None => Ok(()),
-                Some(rx) => rx
-                    .await
-                    .unwrap_or_else(|_| Err(Error::Closed("consumer group task ended".into()))),
+            let Some(rx) = started? else { return Ok(()) };
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(Error::Closed("consumer group task ended".into())),
+                Err(_) => Err(Error::Timeout {
+                    what: "asynchronous offset commit".into(),
+                    after: timeout,
+                }),
             }
         }
     }

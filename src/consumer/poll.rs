@@ -120,6 +120,7 @@ impl Consumer {
             if !self.buffer.is_empty() || self.pending_event.is_some() {
                 continue;
             }
+            let _waiting = self.group.as_ref().map(|g| g.client.shared.waiting());
             tokio::select! {
                 _ = data => {}
                 _ = positioned => {}

@@ -97,6 +97,8 @@ pub(crate) struct GroupShared {
     /// Wakes the task when the application polls, while it waits for that.
     pub(crate) polled: Notify,
     want_poll: AtomicBool,
+    /// The application is inside `poll`, waiting for records: that counts as polling.
+    waiting: AtomicBool,
     /// An error that ends the membership (fenced static member, authorization...).
     fatal: Mutex<Option<(KafkaCode, String)>>,
     /// The member id, for logs and the application.
@@ -111,6 +113,7 @@ impl GroupShared {
             start: Instant::now(),
             polled: Notify::new(),
             want_poll: AtomicBool::new(false),
+            waiting: AtomicBool::new(false),
             fatal: Mutex::new(None),
             member_id: Mutex::new(String::new()),
         }
@@ -146,8 +149,19 @@ impl GroupShared {
         self.want_poll.store(want, Ordering::Release);
     }
 
+    /// When the application last polled; now while it waits inside a poll (as in Java, whose
+    /// poll loop keeps resetting the poll timer while it waits for data).
     fn last_poll(&self) -> Instant {
+        if self.waiting.load(Ordering::Acquire) {
+            return Instant::now();
+        }
         self.start + Duration::from_millis(self.last_poll_ms.load(Ordering::Acquire))
+    }
+
+    /// Marks the application as waiting inside a poll until the guard drops.
+    pub(crate) fn waiting(&self) -> WaitingGuard<'_> {
+        self.waiting.store(true, Ordering::Release);
+        WaitingGuard(self)
     }
 
     fn set_fatal(&self, code: KafkaCode, message: String) {
@@ -162,6 +176,17 @@ impl GroupShared {
             context: ErrorContext::default(),
             message: Some(format!("group {group}: {message}")),
         })
+    }
+}
+
+/// Clears [`GroupShared::waiting`] (and counts as a poll) when the wait ends or is dropped.
+pub(crate) struct WaitingGuard<'a>(&'a GroupShared);
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        let ms = self.0.start.elapsed().as_millis() as u64;
+        self.0.last_poll_ms.store(ms, Ordering::Release);
+        self.0.waiting.store(false, Ordering::Release);
     }
 }
 
