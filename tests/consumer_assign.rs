@@ -257,3 +257,47 @@ async fn group_calls_without_group_id_are_config_errors() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_position_past_the_end_is_reset_by_auto_offset_reset() {
+    let admin = common::admin().await;
+    let t = topic(&admin, "consumer-range", 1, &[]).await;
+    RawProducer::new(&admin).await.fill(&t, 1, 10).await;
+    let tp = TopicPartition::new(&t, 0);
+
+    let mut earliest = consumer(OffsetReset::Earliest).await;
+    earliest.assign([tp.clone()]).unwrap();
+    earliest.seek(&tp, 1_000).unwrap();
+    let records = poll_n(&mut earliest, 10).await;
+    assert_eq!(
+        records[0].offset, 0,
+        "OFFSET_OUT_OF_RANGE resets to the earliest offset"
+    );
+
+    let mut latest = consumer(OffsetReset::Latest).await;
+    latest.assign([tp.clone()]).unwrap();
+    latest.seek(&tp, 1_000).unwrap();
+    assert!(latest
+        .poll(Duration::from_millis(500))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(latest.position(&tp).await.unwrap(), 10);
+
+    let mut none = consumer(OffsetReset::None).await;
+    none.assign([tp.clone()]).unwrap();
+    none.seek(&tp, 1_000).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let err = loop {
+        match none.poll(Duration::from_millis(200)).await {
+            Err(e) => break e,
+            Ok(r) => assert!(r.is_empty() && tokio::time::Instant::now() < deadline),
+        }
+    };
+    assert_eq!(
+        err.kafka_code(),
+        Some(kafka_client::KafkaCode::OFFSET_OUT_OF_RANGE),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&format!("{t}-0")), "{err}");
+}

@@ -611,3 +611,151 @@ async fn waiting_inside_recv_longer_than_max_poll_interval_keeps_the_membership(
     assert!(r.0.lock().unwrap().lost.is_empty());
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn auto_commit_commits_only_records_returned_before_the_last_poll() {
+    let admin = common::admin().await;
+    let t = topic(&admin, "group-atleastonce", 1, &[]).await;
+    RawProducer::new(&admin).await.fill(&t, 1, 30).await;
+    let group = group_name("g-alo");
+    let tp = TopicPartition::new(&t, 0);
+    let mut c = builder(&group)
+        .max_poll_records(10)
+        .auto_commit_interval(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    c.subscribe([t.clone()]).unwrap();
+    let mut first = Vec::new();
+    while first.is_empty() {
+        first = c.poll(Duration::from_millis(200)).await.unwrap();
+    }
+    assert_eq!(first.len(), 10);
+    // The application is still "processing" these ten: several auto-commit intervals pass
+    // and nothing past them may be committed.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let committed = c.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp].clone();
+    assert!(
+        committed.as_ref().is_none_or(|o| o.offset == 0),
+        "committed unprocessed records: {committed:?}"
+    );
+    // Polling again marks them processed; the next auto-commit covers them.
+    let second = c.poll(Duration::from_millis(200)).await.unwrap();
+    assert_eq!(second.first().map(|r| r.offset), Some(10));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let committed = c.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp].clone();
+        if committed.as_ref().map(|o| o.offset) == Some(10) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "auto-commit never committed 10: {committed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(c); // no close: a close would commit 20
+}
+
+#[tokio::test]
+async fn changing_the_subscription_rebalances_onto_the_new_topics() {
+    let admin = common::admin().await;
+    let t1 = topic(&admin, "group-sub1", 2, &[]).await;
+    let t2 = topic(&admin, "group-sub2", 2, &[]).await;
+    let mut c = builder(&group_name("g-sub")).build().await.unwrap();
+    c.subscribe([t1.clone()]).unwrap();
+    poll_until(&mut c, 30, |c| c.assignment().len() == 2).await;
+    c.subscribe([t1.clone(), t2.clone()]).unwrap();
+    assert_eq!(c.subscription(), {
+        let mut v = vec![t1.clone(), t2.clone()];
+        v.sort();
+        v
+    });
+    poll_until(&mut c, 30, |c| c.assignment().len() == 4).await;
+    c.subscribe([t2.clone()]).unwrap();
+    poll_until(&mut c, 30, |c| {
+        c.assignment().iter().all(|tp| tp.topic == t2)
+    })
+    .await;
+    assert_eq!(c.assignment().len(), 2);
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_leader_rebalances_when_a_subscribed_topic_gains_partitions() {
+    use kafka_client::config::ClientConfig;
+    use kafka_client::connection::{BrokerConnection, ConnectionOptions};
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::{CreatePartitionsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+
+    let admin = common::admin().await;
+    let t = topic(&admin, "group-grow", 2, &[]).await;
+    let mut c = builder(&group_name("g-grow"))
+        .set("metadata.max.age.ms", "500")
+        .build()
+        .await
+        .unwrap();
+    c.subscribe([t.clone()]).unwrap();
+    poll_until(&mut c, 30, |c| c.assignment().len() == 2).await;
+    let opts = ConnectionOptions::from(&ClientConfig::new(&common::bootstrap()));
+    let conn = BrokerConnection::connect(&common::bootstrap(), "bootstrap", &opts)
+        .await
+        .unwrap();
+    let resp = conn
+        .request(
+            &CreatePartitionsRequest::default()
+                .with_topics(vec![CreatePartitionsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(t.clone())))
+                    .with_count(4)
+                    .with_assignments(None)])
+                .with_timeout_ms(30_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.results[0].error_code, 0);
+    poll_until(&mut c, 60, |c| c.assignment().len() == 4).await;
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn unsubscribe_leaves_the_group_at_once_so_the_others_take_over() {
+    let admin = common::admin().await;
+    let t = topic(&admin, "group-unsub", 2, &[]).await;
+    let group = group_name("g-unsub");
+    let r = Recorder::default();
+    let mut leaving = builder(&group)
+        .rebalance_listener(r.clone())
+        .build()
+        .await
+        .unwrap();
+    let mut staying = builder(&group).build().await.unwrap();
+    leaving.subscribe([t.clone()]).unwrap();
+    staying.subscribe([t.clone()]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while leaving.assignment().len() != 1 || staying.assignment().len() != 1 {
+        assert!(Instant::now() < deadline, "members did not settle");
+        leaving.poll(Duration::from_millis(50)).await.unwrap();
+        staying.poll(Duration::from_millis(50)).await.unwrap();
+    }
+    let held = leaving.assignment();
+    r.0.lock().unwrap().revoked.clear();
+    leaving.unsubscribe().await.unwrap();
+    assert!(leaving.assignment().is_empty());
+    assert_eq!(
+        r.0.lock().unwrap().revoked,
+        vec![held],
+        "revocation callback on unsubscribe"
+    );
+    let err = leaving.poll(Duration::from_millis(100)).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    // Well before the 10 s session timeout: LeaveGroup was sent.
+    let started = Instant::now();
+    poll_until(&mut staying, 30, |c| c.assignment().len() == 2).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    staying.close().await.unwrap();
+}
