@@ -101,15 +101,18 @@ impl Fetcher {
                 let now = Instant::now();
                 self.positions.start(&self.subs);
                 let leaderless = self.start_fetches(now);
+                // Only deadlines still ahead: a passed one was acted on by this round.
                 let mut wake = self
                     .subs
-                    .next_retry()
+                    .next_retry(now)
                     .unwrap_or(now + Duration::from_secs(3600));
-                if let Some(t) = self.positions.next_retry() {
+                if let Some(t) = self.positions.next_retry(now) {
                     wake = wake.min(t);
                 }
                 for (_, at) in self.broker_failures.values() {
-                    wake = wake.min(*at);
+                    if *at > now {
+                        wake = wake.min(*at);
+                    }
                 }
                 if leaderless {
                     wake = wake.min(now + self.config.client.retry_backoff);

@@ -133,9 +133,9 @@ impl PositionLookups {
         }
     }
 
-    /// When a failed look-up may be retried.
-    pub(crate) fn next_retry(&self) -> Option<Instant> {
-        self.retry_at
+    /// When a failed look-up may be retried, if that is still ahead.
+    pub(crate) fn next_retry(&self, now: Instant) -> Option<Instant> {
+        self.retry_at.filter(|at| *at > now)
     }
 
     pub(crate) fn apply(&mut self, lookup: Lookup, subs: &Subscriptions) {

@@ -369,10 +369,15 @@ impl Subscriptions {
             .collect()
     }
 
-    /// The earliest instant a backed-off partition may be fetched again.
-    pub(crate) fn next_retry(&self) -> Option<Instant> {
+    /// The earliest instant, after `now`, at which a backed-off partition may be fetched
+    /// again (backoffs already over do not count: those partitions are fetchable).
+    pub(crate) fn next_retry(&self, now: Instant) -> Option<Instant> {
         let s = self.lock();
-        s.assigned.values().filter_map(|p| p.retry_at).min()
+        s.assigned
+            .values()
+            .filter_map(|p| p.retry_at)
+            .filter(|at| *at > now)
+            .min()
     }
 
     /// Partitions waiting for a committed offset, and those waiting for a reset.

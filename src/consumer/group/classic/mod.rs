@@ -46,6 +46,11 @@ use crate::consumer::subscription::Subscriptions;
 use crate::error::{Error, KafkaCode, Result};
 use crate::types::TopicPartition;
 
+/// The shortest sleep of the loop: a deadline that just passed is acted on by `drive`, so a
+/// wake-up at it can only repeat once its state changed; this floor keeps a missed case from
+/// spinning.
+const MIN_WAKE: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Java's `MemberState`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MemberState {
@@ -296,26 +301,41 @@ impl ClassicGroup {
         self.maybe_auto_commit(now);
     }
 
+    /// The next instant at which `drive` has something to do. Only deadlines that lead to an
+    /// action count (a deadline already passed whose action cannot start would make the
+    /// loop spin); everything else wakes the task through a command, a finished request,
+    /// an acknowledgement or a poll.
     fn next_wake(&self) -> Instant {
-        let far = Instant::now() + std::time::Duration::from_secs(3600);
-        let mut at = far;
-        let mut consider = |t: Instant| at = at.min(t);
-        if self.coordinator.is_none() && !self.finding {
+        let now = Instant::now();
+        let mut at = now + std::time::Duration::from_secs(3600);
+        let mut consider = |t: Instant| at = at.min(t.max(now + MIN_WAKE));
+        if self.fatal {
+            return at;
+        }
+        let subscribed = self.subscribed().is_some();
+        if self.coordinator.is_none() && !self.finding && (subscribed || !self.parked.is_empty()) {
             consider(self.find_after);
         }
-        if matches!(self.state, MemberState::Stable | MemberState::Completing) {
+        let in_group = matches!(self.state, MemberState::Stable | MemberState::Completing);
+        if in_group && self.coordinator.is_some() {
             if !self.hb_in_flight {
                 consider(self.hb_next);
             }
             consider(self.hb_last_ok + self.config.session_timeout);
-            if self.poll_expired_at.is_none() && self.subscribed().is_some() {
-                consider(self.shared.last_poll() + self.config.max_poll_interval);
-            }
+        }
+        if self.state != MemberState::Unjoined && subscribed && self.poll_expired_at.is_none() {
+            consider(self.shared.last_poll() + self.config.max_poll_interval);
         }
         if self.state == MemberState::Stable && self.leader_snapshot.is_some() {
-            consider(Instant::now() + self.config.heartbeat_interval);
+            consider(now + self.config.heartbeat_interval);
         }
-        if self.state == MemberState::Unjoined || self.rejoin.is_some() {
+        let needs_join = self.state == MemberState::Unjoined || self.rejoin.is_some();
+        if subscribed
+            && needs_join
+            && matches!(self.phase, Phase::Idle)
+            && self.coordinator.is_some()
+            && self.poll_expired_at.is_none()
+        {
             consider(self.join_after);
         }
         if let Some(t) = self.auto_commit_next {
