@@ -301,3 +301,28 @@ async fn a_position_past_the_end_is_reset_by_auto_offset_reset() {
     );
     assert!(err.to_string().contains(&format!("{t}-0")), "{err}");
 }
+
+#[tokio::test]
+async fn a_busy_partition_is_not_held_back_by_idle_ones_on_the_same_broker() {
+    let admin = common::admin().await;
+    let t = topic(&admin, "consumer-hotcold", 2, &[]).await;
+    // Partition 0 is busy, partition 1 idle; both have the same leader on a one-node
+    // cluster, and on any cluster the test still checks partition 0's pace.
+    RawProducer::new(&admin).await.fill(&t, 1, 20_000).await;
+    let mut c = Consumer::builder()
+        .bootstrap_servers(&common::bootstrap())
+        .auto_offset_reset(OffsetReset::Earliest)
+        .max_partition_fetch_bytes(16 * 1024) // ~40 fetches for the busy partition
+        .build()
+        .await
+        .unwrap();
+    c.assign([TopicPartition::new(&t, 0), TopicPartition::new(&t, 1)])
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let records = poll_n(&mut c, 20_000).await;
+    let took = started.elapsed();
+    assert_eq!(records.last().map(|r| r.offset), Some(19_999));
+    // Each Fetch that left the busy partition out would wait fetch.max.wait.ms (500 ms) on
+    // the idle one: about 10 s in all.
+    assert!(took < Duration::from_secs(4), "reading took {took:?}");
+}

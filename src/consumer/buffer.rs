@@ -15,6 +15,12 @@ use tokio::sync::Notify;
 
 use crate::types::TopicPartition;
 
+/// How many completed fetches of one partition may wait in the buffer before the fetcher
+/// stops asking for more of it. Two, not one as in Java: with one, a busy partition whose
+/// data waits is left out of the next Fetch, and if that Fetch holds only idle partitions of
+/// the same broker it long-polls for `fetch.max.wait.ms` while the busy one starves.
+pub(crate) const MAX_WAITING_PER_PARTITION: usize = 2;
+
 /// An aborted transaction of a Fetch response: records of `producer_id` from `first_offset`
 /// on are skipped under `read_committed` until its abort marker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,10 +113,15 @@ impl FetchBuffer {
         self.lock().bytes < self.max_bytes
     }
 
-    /// Partitions with data waiting (the fetcher does not fetch them again until it is taken,
-    /// which keeps one partition from filling the whole buffer).
-    pub(crate) fn buffered_partitions(&self) -> Vec<TopicPartition> {
-        self.lock().per_partition.keys().cloned().collect()
+    /// Partitions with at least [`MAX_WAITING_PER_PARTITION`] completed fetches waiting: the
+    /// fetcher leaves them out of its next Fetch, so one partition cannot fill the buffer.
+    pub(crate) fn full_partitions(&self) -> Vec<TopicPartition> {
+        self.lock()
+            .per_partition
+            .iter()
+            .filter(|(_, n)| **n >= MAX_WAITING_PER_PARTITION)
+            .map(|(tp, _)| tp.clone())
+            .collect()
     }
 
     /// Bytes held.
@@ -140,16 +151,17 @@ mod tests {
     fn counts_bytes_and_partitions() {
         let buf = FetchBuffer::new(100);
         assert!(buf.has_room() && buf.is_empty());
-        buf.push(fetch(0, 60));
+        buf.push(fetch(0, 30));
+        buf.push(fetch(1, 30));
+        assert!(buf.full_partitions().is_empty());
         buf.push(fetch(1, 60));
         assert!(!buf.has_room());
         assert_eq!(buf.bytes(), 120);
-        let mut parts = buf.buffered_partitions();
-        parts.sort();
-        assert_eq!(parts.len(), 2);
+        assert_eq!(buf.full_partitions(), vec![TopicPartition::new("t", 1)]);
         assert_eq!(buf.pop().unwrap().tp.partition, 0);
+        assert_eq!(buf.pop().unwrap().tp.partition, 1);
         assert!(buf.has_room());
-        assert_eq!(buf.buffered_partitions(), vec![TopicPartition::new("t", 1)]);
+        assert!(buf.full_partitions().is_empty());
         buf.pop();
         assert!(buf.is_empty() && buf.bytes() == 0);
     }

@@ -3,16 +3,16 @@
 //!
 //! ```text
 //!  Subscriptions ──fetchable partitions──▶ group by leader ──▶ FetchSession::build ──▶ Fetch
-//!       ▲   (Ready, not paused, not buffered,      (metadata)     (KIP-227)             │
-//!       │    not in flight)                                                            ▼
+//!       ▲   (Ready, not paused, not in flight,     (metadata)     (KIP-227)             │
+//!       │    < 2 fetches waiting)                                                      ▼
 //!       └── fetch offset += data ◀── CompletedFetch ──▶ FetchBuffer ──▶ poll (drain.rs)
 //! ```
 //!
 //! The fetch offset runs ahead of the application's position, so the next Fetch of a
 //! partition is in flight while the application still processes the previous one. A
-//! partition with data still waiting in the buffer is not fetched again, and no Fetch starts
-//! while the buffer holds `fetch.buffer.max.bytes`: a slow application stops fetching instead
-//! of growing memory. Leader errors refresh metadata and back the partition off for
+//! partition with two fetches' worth of data waiting in the buffer is not fetched again, and
+//! no Fetch starts while the buffer holds `fetch.buffer.max.bytes`: a slow application stops
+//! fetching instead of growing memory. Leader errors refresh metadata and back the partition off for
 //! `retry.backoff.ms`; the next Fetch goes to whichever broker then leads it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -145,8 +145,7 @@ impl Fetcher {
         if !self.buffer.has_room() {
             return false;
         }
-        let buffered: HashSet<TopicPartition> =
-            self.buffer.buffered_partitions().into_iter().collect();
+        let buffered: HashSet<TopicPartition> = self.buffer.full_partitions().into_iter().collect();
         let metadata = self.cluster.metadata();
         let mut leaderless = false;
         let mut by_leader: BTreeMap<i32, Vec<(PartitionFetch, u64)>> = BTreeMap::new();
