@@ -241,40 +241,49 @@ impl Consumer {
         }
     }
 
+    /// Runs one event's callback. Callbacks only ever name partitions this consumer still
+    /// holds: an event that became stale (the application unsubscribed meanwhile, or the
+    /// group moved on) is narrowed or skipped.
     async fn run_event(&self, kind: EventKind, partitions: &[TopicPartition], generation: i32) {
         let Some(group) = &self.group else { return };
+        let current = generation >= 0 && group.client.shared.generation() == generation;
+        let held: Vec<TopicPartition> = {
+            let assigned = self.subs.assignment();
+            partitions
+                .iter()
+                .filter(|tp| assigned.contains(tp))
+                .cloned()
+                .collect()
+        };
         match kind {
-            EventKind::Revoked => {
-                let current = generation >= 0 && group.client.shared.generation() == generation;
-                if current {
-                    if self.config.auto_commit() && !partitions.is_empty() {
-                        let offsets = self.subs.positions(Some(partitions));
-                        let timeout = self.config.client.default_api_timeout;
-                        if let Err(e) = group.client.commit(offsets, timeout).await {
-                            tracing::warn!(error = %e, "auto-commit before revocation failed");
-                        }
+            // Java calls onPartitionsRevoked before every eager rebalance, with an empty
+            // list too.
+            EventKind::Revoked if current => {
+                if self.config.auto_commit() && !held.is_empty() {
+                    let offsets = self.subs.positions(Some(&held));
+                    let timeout = self.config.client.default_api_timeout;
+                    if let Err(e) = group.client.commit(offsets, timeout).await {
+                        tracing::warn!(error = %e, "auto-commit before revocation failed");
                     }
-                    tracing::info!(?partitions, "revoking partitions");
-                    self.listener
-                        .call(self, Callback::Revoked, partitions)
-                        .await;
-                } else {
-                    tracing::info!(?partitions, "partitions lost: the group moved on");
-                    self.listener.call(self, Callback::Lost, partitions).await;
                 }
-                self.subs.remove(partitions);
+                tracing::info!(partitions = ?held, generation, "revoking partitions");
+                self.listener.call(self, Callback::Revoked, &held).await;
+                self.subs.remove(&held);
             }
-            EventKind::Lost => {
-                tracing::info!(?partitions, "partitions lost");
-                self.listener.call(self, Callback::Lost, partitions).await;
-                self.subs.remove(partitions);
+            EventKind::Revoked | EventKind::Lost => {
+                if !held.is_empty() {
+                    tracing::info!(partitions = ?held, "partitions lost: the group moved on");
+                    self.listener.call(self, Callback::Lost, &held).await;
+                    self.subs.remove(&held);
+                }
             }
-            EventKind::Assigned => {
-                tracing::info!(?partitions, generation, "partitions assigned");
-                self.listener
-                    .call(self, Callback::Assigned, partitions)
-                    .await;
+            // Also for a generation reset since (a loss follows): the application sees every
+            // partition assigned before it sees it lost.
+            EventKind::Assigned if current || !held.is_empty() => {
+                tracing::info!(partitions = ?held, generation, "partitions assigned");
+                self.listener.call(self, Callback::Assigned, &held).await;
             }
+            EventKind::Assigned => {}
         }
     }
 }
