@@ -45,8 +45,8 @@ struct Sent {
     broker: i32,
     request: SessionRequest,
     /// Every partition the request stands for (incremental requests name only some), with
-    /// the partition epoch and fetch offset at send time.
-    wanted: HashMap<TopicPartition, (u64, i64)>,
+    /// the partition epoch, fetch offset and leader epoch at send time.
+    wanted: HashMap<TopicPartition, (u64, i64, i32)>,
     /// The response, and whether the request used the session (Fetch v7+).
     result: Result<(FetchResponse, bool)>,
 }
@@ -63,8 +63,18 @@ pub(crate) struct Fetcher {
     in_flight_partitions: HashSet<TopicPartition>,
     broker_failures: HashMap<i32, (u32, Instant)>,
     topic_names: HashMap<String, Arc<str>>,
+    /// Partitions whose leader failed them, with that leader and its epoch: not fetched again
+    /// until the metadata names another (or `until`, for errors that leave the leader).
+    stale_leaders: HashMap<TopicPartition, StaleLeader>,
     retry: Backoff,
     round: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct StaleLeader {
+    broker: i32,
+    leader_epoch: i32,
+    until: Instant,
 }
 
 impl Fetcher {
@@ -88,6 +98,7 @@ impl Fetcher {
             in_flight_partitions: HashSet::new(),
             broker_failures: HashMap::new(),
             topic_names: HashMap::new(),
+            stale_leaders: HashMap::new(),
             retry,
             round: 0,
         }
@@ -100,12 +111,9 @@ impl Fetcher {
             loop {
                 let now = Instant::now();
                 self.positions.start(&self.subs);
-                let leaderless = self.start_fetches(now);
+                let waiting_for_metadata = self.start_fetches(now);
                 // Only deadlines still ahead: a passed one was acted on by this round.
-                let mut wake = self
-                    .subs
-                    .next_retry(now)
-                    .unwrap_or(now + Duration::from_secs(3600));
+                let mut wake = now + Duration::from_secs(3600);
                 if let Some(t) = self.positions.next_retry(now) {
                     wake = wake.min(t);
                 }
@@ -114,7 +122,8 @@ impl Fetcher {
                         wake = wake.min(*at);
                     }
                 }
-                if leaderless {
+                if waiting_for_metadata {
+                    // Look at the metadata again soon (a refresh was requested).
                     wake = wake.min(now + self.config.client.retry_backoff);
                 }
                 tokio::select! {
@@ -140,16 +149,17 @@ impl Fetcher {
     }
 
     /// Sends a Fetch to every idle broker that leads fetchable partitions. Returns whether
-    /// some partition has no known leader (then metadata is being refreshed).
+    /// some partition waits for metadata (no known leader, or the one that failed it).
     fn start_fetches(&mut self, now: Instant) -> bool {
         if !self.buffer.has_room() {
             return false;
         }
+        self.stale_leaders.retain(|_, s| s.until > now);
         let buffered: HashSet<TopicPartition> = self.buffer.full_partitions().into_iter().collect();
         let metadata = self.cluster.metadata();
         let mut leaderless = false;
         let mut by_leader: BTreeMap<i32, Vec<(PartitionFetch, u64)>> = BTreeMap::new();
-        for f in self.subs.fetchable(now) {
+        for f in self.subs.fetchable() {
             if buffered.contains(&f.tp) || self.in_flight_partitions.contains(&f.tp) {
                 continue;
             }
@@ -165,6 +175,14 @@ impl Fetcher {
                 leaderless = true;
                 continue;
             };
+            if let Some(stale) = self.stale_leaders.get(&f.tp) {
+                let same = stale.broker == leader && stale.leader_epoch == leader_epoch;
+                if same && now < stale.until {
+                    leaderless = true;
+                    continue;
+                }
+                self.stale_leaders.remove(&f.tp);
+            }
             by_leader.entry(leader).or_default().push((
                 PartitionFetch {
                     tp: f.tp,
@@ -201,9 +219,9 @@ impl Fetcher {
     }
 
     fn send(&mut self, broker: i32, parts: Vec<(PartitionFetch, u64)>) {
-        let wanted: HashMap<TopicPartition, (u64, i64)> = parts
+        let wanted: HashMap<TopicPartition, (u64, i64, i32)> = parts
             .iter()
-            .map(|(p, epoch)| (p.tp.clone(), (*epoch, p.fetch_offset)))
+            .map(|(p, epoch)| (p.tp.clone(), (*epoch, p.fetch_offset, p.leader_epoch)))
             .collect();
         let all: Vec<PartitionFetch> = parts.into_iter().map(|(p, _)| p).collect();
         let request = self.sessions.entry(broker).or_default().build(all.clone());
@@ -267,10 +285,15 @@ impl Fetcher {
             let name = topic.topic.0.to_string();
             for p in topic.partitions {
                 let tp = TopicPartition::new(name.clone(), p.partition_index);
-                let Some(&(epoch, fetch_offset)) = sent.wanted.get(&tp) else {
+                let Some(&(epoch, fetch_offset, leader_epoch)) = sent.wanted.get(&tp) else {
                     continue;
                 };
-                self.on_partition(tp, epoch, fetch_offset, p, sent.broker);
+                let sent_to = StaleLeader {
+                    broker: sent.broker,
+                    leader_epoch,
+                    until: Instant::now() + self.config.client.retry_backoff_max,
+                };
+                self.on_partition(tp, epoch, fetch_offset, p, sent_to);
             }
         }
     }
@@ -287,8 +310,9 @@ impl Fetcher {
         epoch: u64,
         fetch_offset: i64,
         p: PartitionData,
-        broker: i32,
+        sent_to: StaleLeader,
     ) {
+        let broker = sent_to.broker;
         let code = KafkaCode::from_code(p.error_code);
         match code {
             KafkaCode::NONE => {
@@ -357,9 +381,10 @@ impl Fetcher {
                 // UNKNOWN_TOPIC_OR_PARTITION, KAFKA_STORAGE_ERROR, LEADER_NOT_AVAILABLE,
                 // OFFSET_NOT_AVAILABLE...: the leader moved or is not ready; look again.
                 tracing::debug!(topic = %tp.topic, partition = tp.partition, broker, %code, "fetch error; refreshing metadata");
+                // Fetched again once the metadata names another leader or epoch, or after
+                // retry.backoff.max.ms for errors the same leader recovers from.
                 self.cluster.request_refresh();
-                let until = Instant::now() + self.config.client.retry_backoff;
-                self.subs.back_off(&tp, epoch, until);
+                self.stale_leaders.insert(tp, sent_to);
             }
         }
     }

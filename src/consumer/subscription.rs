@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use super::config::OffsetReset;
 use super::record::OffsetAndMetadata;
@@ -79,8 +78,6 @@ pub(crate) struct PartitionState {
     pub(crate) paused: bool,
     pub(crate) pending_revocation: bool,
     pub(crate) committable: Option<(i64, Option<i32>)>,
-    /// Not fetched before this instant (backoff after a leader error).
-    pub(crate) retry_at: Option<Instant>,
 }
 
 impl PartitionState {
@@ -94,7 +91,6 @@ impl PartitionState {
             paused: false,
             pending_revocation: false,
             committable: None,
-            retry_at: None,
         }
     }
 }
@@ -294,7 +290,6 @@ impl Subscriptions {
         p.position = offset;
         p.position_leader_epoch = None;
         p.fetch_offset = offset;
-        p.retry_at = None;
         drop(s);
         self.wake();
         Ok(())
@@ -309,7 +304,6 @@ impl Subscriptions {
         for tp in partitions {
             if let Some(p) = s.bump(tp) {
                 p.init = Init::Reset(to);
-                p.retry_at = None;
             }
         }
         drop(s);
@@ -350,34 +344,18 @@ impl Subscriptions {
             .collect()
     }
 
-    /// Partitions the fetcher may ask for now.
-    pub(crate) fn fetchable(&self, now: Instant) -> Vec<Fetchable> {
+    /// Partitions the fetcher may ask for.
+    pub(crate) fn fetchable(&self) -> Vec<Fetchable> {
         let s = self.lock();
         s.assigned
             .iter()
-            .filter(|(_, p)| {
-                p.init == Init::Ready
-                    && !p.paused
-                    && !p.pending_revocation
-                    && p.retry_at.is_none_or(|at| at <= now)
-            })
+            .filter(|(_, p)| p.init == Init::Ready && !p.paused && !p.pending_revocation)
             .map(|(tp, p)| Fetchable {
                 tp: tp.clone(),
                 fetch_offset: p.fetch_offset,
                 epoch: p.epoch,
             })
             .collect()
-    }
-
-    /// The earliest instant, after `now`, at which a backed-off partition may be fetched
-    /// again (backoffs already over do not count: those partitions are fetchable).
-    pub(crate) fn next_retry(&self, now: Instant) -> Option<Instant> {
-        let s = self.lock();
-        s.assigned
-            .values()
-            .filter_map(|p| p.retry_at)
-            .filter(|at| *at > now)
-            .min()
     }
 
     /// Partitions waiting for a committed offset, and those waiting for a reset.
@@ -487,17 +465,6 @@ impl Subscriptions {
         if let Some(p) = s.assigned.get_mut(tp) {
             if p.epoch == epoch && next_offset > p.fetch_offset {
                 p.fetch_offset = next_offset;
-            }
-        }
-    }
-
-    /// Backs a partition off after a leader error: not fetched again before `until` (data
-    /// already buffered stays valid).
-    pub(crate) fn back_off(&self, tp: &TopicPartition, epoch: u64, until: Instant) {
-        let mut s = self.lock();
-        if let Some(p) = s.assigned.get_mut(tp) {
-            if p.epoch == epoch {
-                p.retry_at = Some(until);
             }
         }
     }
@@ -702,7 +669,7 @@ mod tests {
         assert_eq!(reset[0].fetch_offset, -2);
 
         // Fetcher runs ahead; position follows what is handed out.
-        let f = &subs.fetchable(Instant::now())[0];
+        let f = &subs.fetchable()[0];
         assert_eq!((f.fetch_offset, f.epoch), (42, e0));
         subs.fetched(&tp(0), e0, 50);
         assert!(subs.can_hand_out(&tp(0), e0, 42));
@@ -720,7 +687,7 @@ mod tests {
             .unwrap();
         let (_, reset) = subs.needing_positions();
         subs.reset_done(&tp(0), reset[0].epoch, 0);
-        let before = subs.fetchable(Instant::now())[0].epoch;
+        let before = subs.fetchable()[0].epoch;
         subs.seek(&tp(0), 10).unwrap();
         assert!(!subs.is_current(&tp(0), before));
         assert!(!subs.consumed(&tp(0), before, 5, None));
@@ -756,10 +723,10 @@ mod tests {
             .unwrap();
         subs.set_paused(&[tp(0)], true).unwrap();
         subs.mark_pending_revocation(&[tp(1)]);
-        assert!(subs.fetchable(Instant::now()).is_empty());
+        assert!(subs.fetchable().is_empty());
         assert_eq!(subs.paused(), vec![tp(0)]);
         subs.set_paused(&[tp(0)], false).unwrap();
-        assert_eq!(subs.fetchable(Instant::now()).len(), 1);
+        assert_eq!(subs.fetchable().len(), 1);
         assert!(subs.subscribe(["t".to_owned()].into()).is_err());
     }
 }

@@ -1,0 +1,252 @@
+//! Leader changes a real single broker cannot produce on demand, against a fake two-broker
+//! cluster in the test: the partition's leader answers a Fetch with a leader error, the
+//! metadata then names the other broker, and the consumer must refresh, re-route and read.
+
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_client::consumer::{Consumer, OffsetReset};
+use kafka_client::protocol::records::{Compression, ProducerState, RecordBatchBuilder};
+use kafka_client::TopicPartition;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, ListOffsetsResponse,
+    MetadataResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const TOPIC: &str = "moving";
+
+/// The fake cluster's shared state.
+struct State {
+    ports: Mutex<Vec<u16>>,
+    leader: AtomicI32,
+    leader_epoch: AtomicI32,
+    /// The leader error the first leader answers its first Fetch with.
+    error: i16,
+    fetches: Mutex<Vec<i32>>,
+    metadata_requests: AtomicUsize,
+}
+
+async fn start(error: i16) -> (Arc<State>, String) {
+    let state = Arc::new(State {
+        ports: Mutex::new(Vec::new()),
+        leader: AtomicI32::new(1),
+        leader_epoch: AtomicI32::new(5),
+        error,
+        fetches: Mutex::new(Vec::new()),
+        metadata_requests: AtomicUsize::new(0),
+    });
+    for id in 1..=2 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        state
+            .ports
+            .lock()
+            .unwrap()
+            .push(listener.local_addr().unwrap().port());
+        let state = state.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(serve(id, socket, state.clone()));
+            }
+        });
+    }
+    let port = state.ports.lock().unwrap()[0];
+    (state, format!("127.0.0.1:{port}"))
+}
+
+async fn serve(id: i32, mut socket: TcpStream, state: Arc<State>) {
+    loop {
+        let Ok(len) = socket.read_i32().await else {
+            return;
+        };
+        let mut frame = vec![0u8; len as usize];
+        if socket.read_exact(&mut frame).await.is_err() {
+            return;
+        }
+        let mut buf = Bytes::from(frame);
+        let api = ApiKey::try_from((&buf[..2]).get_i16()).unwrap();
+        let version = (&buf[2..4]).get_i16();
+        let header = RequestHeader::decode(&mut buf, api.request_header_version(version)).unwrap();
+        let mut body = BytesMut::new();
+        match api {
+            ApiKey::ApiVersions => ApiVersionsResponse::default()
+                .with_api_keys(
+                    [
+                        (ApiKey::ApiVersions, 0, 3),
+                        (ApiKey::Metadata, 1, 12),
+                        (ApiKey::Fetch, 4, 12),
+                        (ApiKey::ListOffsets, 1, 8),
+                    ]
+                    .into_iter()
+                    .map(|(k, min, max)| {
+                        ApiVersion::default()
+                            .with_api_key(k as i16)
+                            .with_min_version(min)
+                            .with_max_version(max)
+                    })
+                    .collect(),
+                )
+                .encode(&mut body, version)
+                .unwrap(),
+            ApiKey::Metadata => {
+                state.metadata_requests.fetch_add(1, Ordering::SeqCst);
+                metadata(&state).encode(&mut body, version).unwrap()
+            }
+            ApiKey::ListOffsets => ListOffsetsResponse::default()
+                .with_topics(vec![ListOffsetsTopicResponse::default()
+                    .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                    .with_partitions(vec![
+                        ListOffsetsPartitionResponse::default().with_offset(0)
+                    ])])
+                .encode(&mut body, version)
+                .unwrap(),
+            ApiKey::Fetch => {
+                let req = FetchRequest::decode(&mut buf, version).unwrap();
+                state.fetches.lock().unwrap().push(id);
+                let offset = req.topics[0].partitions[0].fetch_offset;
+                fetch(id, offset, &state)
+                    .encode(&mut body, version)
+                    .unwrap();
+            }
+            other => panic!("fake broker got an unexpected {other:?}"),
+        }
+        let mut out = BytesMut::new();
+        out.put_i32(0);
+        ResponseHeader::default()
+            .with_correlation_id(header.correlation_id)
+            .encode(&mut out, api.response_header_version(version))
+            .unwrap();
+        out.extend_from_slice(&body);
+        let n = (out.len() - 4) as i32;
+        out[..4].copy_from_slice(&n.to_be_bytes());
+        if socket.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn metadata(state: &State) -> MetadataResponse {
+    let ports = state.ports.lock().unwrap().clone();
+    MetadataResponse::default()
+        .with_cluster_id(Some(StrBytes::from_static_str("fake")))
+        .with_controller_id(BrokerId(1))
+        .with_brokers(
+            ports
+                .iter()
+                .enumerate()
+                .map(|(i, port)| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(i as i32 + 1))
+                        .with_host(StrBytes::from_static_str("127.0.0.1"))
+                        .with_port(i32::from(*port))
+                })
+                .collect(),
+        )
+        .with_topics(vec![MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_static_str(TOPIC))))
+            .with_partitions(vec![MetadataResponsePartition::default()
+                .with_partition_index(0)
+                .with_leader_id(BrokerId(state.leader.load(Ordering::SeqCst)))
+                .with_leader_epoch(state.leader_epoch.load(Ordering::SeqCst))
+                .with_replica_nodes(vec![BrokerId(1), BrokerId(2)])
+                .with_isr_nodes(vec![BrokerId(1), BrokerId(2)])])])
+}
+
+/// Broker `id` answers a Fetch: the first leader fails once and hands leadership over; the
+/// leader returns three records from the fetch offset on.
+fn fetch(id: i32, offset: i64, state: &State) -> FetchResponse {
+    let mut p = PartitionData::default()
+        .with_partition_index(0)
+        .with_high_watermark(3)
+        .with_last_stable_offset(3);
+    if id != state.leader.load(Ordering::SeqCst) {
+        p = p.with_error_code(6);
+    } else if id == 1 {
+        // The leader moves to broker 2 (a new epoch); broker 1 says so.
+        state.leader.store(2, Ordering::SeqCst);
+        state.leader_epoch.fetch_add(1, Ordering::SeqCst);
+        p = p.with_error_code(state.error);
+    } else if offset < 3 {
+        let mut b = RecordBatchBuilder::new(Compression::None, 1024);
+        for i in offset..3 {
+            b.append(
+                1_000 + i,
+                Some(b"k"),
+                Some(format!("value-{i}").as_bytes()),
+                &[],
+            )
+            .unwrap();
+        }
+        let mut batch = BytesMut::from(&b.build(ProducerState::NONE).unwrap()[..]);
+        batch[..8].copy_from_slice(&offset.to_be_bytes());
+        p = p.with_records(Some(batch.freeze()));
+    }
+    FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+        .with_partitions(vec![p])])
+}
+
+async fn reads_after_the_leader_moves(error: i16) {
+    let (state, bootstrap) = start(error).await;
+    let mut c = Consumer::builder()
+        .bootstrap_servers(&bootstrap)
+        .auto_offset_reset(OffsetReset::Earliest)
+        .build()
+        .await
+        .unwrap();
+    let tp = TopicPartition::new(TOPIC, 0);
+    c.assign([tp.clone()]).unwrap();
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while got.len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no records after the leader moved"
+        );
+        got.extend(c.poll(Duration::from_millis(100)).await.unwrap());
+    }
+    let values: Vec<&[u8]> = got.iter().map(|r| r.value.as_deref().unwrap()).collect();
+    assert_eq!(values, vec![&b"value-0"[..], b"value-1", b"value-2"]);
+    let fetches = state.fetches.lock().unwrap().clone();
+    assert_eq!(
+        fetches.first(),
+        Some(&1),
+        "first Fetch goes to the first leader"
+    );
+    assert!(
+        fetches.contains(&2),
+        "never fetched from the new leader: {fetches:?}"
+    );
+    assert_eq!(
+        fetches.iter().filter(|b| **b == 1).count(),
+        1,
+        "kept fetching from the old leader: {fetches:?}"
+    );
+    assert!(
+        state.metadata_requests.load(Ordering::SeqCst) >= 2,
+        "metadata was not refreshed"
+    );
+    assert_eq!(c.position(&tp).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn not_leader_or_follower_refreshes_metadata_and_fetches_from_the_new_leader() {
+    reads_after_the_leader_moves(6).await; // NOT_LEADER_OR_FOLLOWER
+}
+
+#[tokio::test]
+async fn fenced_leader_epoch_refreshes_metadata_and_fetches_from_the_new_leader() {
+    reads_after_the_leader_moves(74).await; // FENCED_LEADER_EPOCH
+}
