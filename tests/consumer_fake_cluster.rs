@@ -1,6 +1,8 @@
-//! Leader changes a real single broker cannot produce on demand, against a fake two-broker
-//! cluster in the test: the partition's leader answers a Fetch with a leader error, the
-//! metadata then names the other broker, and the consumer must refresh, re-route and read.
+//! Broker behaviour a real broker cannot produce on demand, from a fake two-broker cluster in
+//! the test: a partition's leader answers a Fetch with a leader error and the metadata then
+//! names the other broker (the consumer must refresh, re-route and read); a broker with an
+//! endless supply of data facing an application that stopped polling (the consumer must stop
+//! fetching at `fetch.buffer.max.bytes`).
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,23 +30,45 @@ use tokio::net::{TcpListener, TcpStream};
 
 const TOPIC: &str = "moving";
 
+/// What the fake brokers do with Fetch requests.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// One partition; broker 1 leads it, answers its first Fetch with this leader error and
+    /// hands leadership to broker 2, which has three records.
+    LeaderMoves(i16),
+    /// `partitions` partitions led by broker 1, each with an endless log of records of
+    /// `record_bytes`; each Fetch gets one record of one requested partition.
+    Flood {
+        partitions: i32,
+        record_bytes: usize,
+    },
+}
+
 /// The fake cluster's shared state.
 struct State {
+    mode: Mode,
     ports: Mutex<Vec<u16>>,
     leader: AtomicI32,
     leader_epoch: AtomicI32,
-    /// The leader error the first leader answers its first Fetch with.
-    error: i16,
     fetches: Mutex<Vec<i32>>,
     metadata_requests: AtomicUsize,
 }
 
-async fn start(error: i16) -> (Arc<State>, String) {
+impl State {
+    fn partitions(&self) -> i32 {
+        match self.mode {
+            Mode::LeaderMoves(_) => 1,
+            Mode::Flood { partitions, .. } => partitions,
+        }
+    }
+}
+
+async fn start(mode: Mode) -> (Arc<State>, String) {
     let state = Arc::new(State {
+        mode,
         ports: Mutex::new(Vec::new()),
         leader: AtomicI32::new(1),
         leader_epoch: AtomicI32::new(5),
-        error,
         fetches: Mutex::new(Vec::new()),
         metadata_requests: AtomicUsize::new(0),
     });
@@ -107,18 +131,36 @@ async fn serve(id: i32, mut socket: TcpStream, state: Arc<State>) {
             ApiKey::ListOffsets => ListOffsetsResponse::default()
                 .with_topics(vec![ListOffsetsTopicResponse::default()
                     .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
-                    .with_partitions(vec![
-                        ListOffsetsPartitionResponse::default().with_offset(0)
-                    ])])
+                    .with_partitions(
+                        (0..state.partitions())
+                            .map(|p| {
+                                ListOffsetsPartitionResponse::default()
+                                    .with_partition_index(p)
+                                    .with_offset(0)
+                            })
+                            .collect(),
+                    )])
                 .encode(&mut body, version)
                 .unwrap(),
             ApiKey::Fetch => {
                 let req = FetchRequest::decode(&mut buf, version).unwrap();
-                state.fetches.lock().unwrap().push(id);
-                let offset = req.topics[0].partitions[0].fetch_offset;
-                fetch(id, offset, &state)
-                    .encode(&mut body, version)
-                    .unwrap();
+                let n = {
+                    let mut fetches = state.fetches.lock().unwrap();
+                    fetches.push(id);
+                    fetches.len()
+                };
+                let wanted: Vec<(i32, i64)> = req.topics[0]
+                    .partitions
+                    .iter()
+                    .map(|p| (p.partition, p.fetch_offset))
+                    .collect();
+                let resp = match state.mode {
+                    Mode::LeaderMoves(error) => fetch(id, wanted[0].1, error, &state),
+                    Mode::Flood { record_bytes, .. } => {
+                        flood(&wanted[n % wanted.len()], record_bytes)
+                    }
+                };
+                resp.encode(&mut body, version).unwrap();
             }
             other => panic!("fake broker got an unexpected {other:?}"),
         }
@@ -156,17 +198,39 @@ fn metadata(state: &State) -> MetadataResponse {
         )
         .with_topics(vec![MetadataResponseTopic::default()
             .with_name(Some(TopicName(StrBytes::from_static_str(TOPIC))))
-            .with_partitions(vec![MetadataResponsePartition::default()
-                .with_partition_index(0)
-                .with_leader_id(BrokerId(state.leader.load(Ordering::SeqCst)))
-                .with_leader_epoch(state.leader_epoch.load(Ordering::SeqCst))
-                .with_replica_nodes(vec![BrokerId(1), BrokerId(2)])
-                .with_isr_nodes(vec![BrokerId(1), BrokerId(2)])])])
+            .with_partitions(
+                (0..state.partitions())
+                    .map(|p| {
+                        MetadataResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_leader_id(BrokerId(state.leader.load(Ordering::SeqCst)))
+                            .with_leader_epoch(state.leader_epoch.load(Ordering::SeqCst))
+                            .with_replica_nodes(vec![BrokerId(1), BrokerId(2)])
+                            .with_isr_nodes(vec![BrokerId(1), BrokerId(2)])
+                    })
+                    .collect(),
+            )])
+}
+
+/// One record of `bytes` at the fetch offset of one partition.
+fn flood(&(partition, offset): &(i32, i64), bytes: usize) -> FetchResponse {
+    let mut b = RecordBatchBuilder::new(Compression::None, bytes + 128);
+    b.append(1_000, None, Some(&vec![b'x'; bytes]), &[])
+        .unwrap();
+    let mut batch = BytesMut::from(&b.build(ProducerState::NONE).unwrap()[..]);
+    batch[..8].copy_from_slice(&offset.to_be_bytes());
+    FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+        .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+        .with_partitions(vec![PartitionData::default()
+            .with_partition_index(partition)
+            .with_high_watermark(i64::MAX / 2)
+            .with_last_stable_offset(i64::MAX / 2)
+            .with_records(Some(batch.freeze()))])])
 }
 
 /// Broker `id` answers a Fetch: the first leader fails once and hands leadership over; the
 /// leader returns three records from the fetch offset on.
-fn fetch(id: i32, offset: i64, state: &State) -> FetchResponse {
+fn fetch(id: i32, offset: i64, error: i16, state: &State) -> FetchResponse {
     let mut p = PartitionData::default()
         .with_partition_index(0)
         .with_high_watermark(3)
@@ -177,7 +241,7 @@ fn fetch(id: i32, offset: i64, state: &State) -> FetchResponse {
         // The leader moves to broker 2 (a new epoch); broker 1 says so.
         state.leader.store(2, Ordering::SeqCst);
         state.leader_epoch.fetch_add(1, Ordering::SeqCst);
-        p = p.with_error_code(state.error);
+        p = p.with_error_code(error);
     } else if offset < 3 {
         let mut b = RecordBatchBuilder::new(Compression::None, 1024);
         for i in offset..3 {
@@ -199,7 +263,7 @@ fn fetch(id: i32, offset: i64, state: &State) -> FetchResponse {
 }
 
 async fn reads_after_the_leader_moves(error: i16) {
-    let (state, bootstrap) = start(error).await;
+    let (state, bootstrap) = start(Mode::LeaderMoves(error)).await;
     let mut c = Consumer::builder()
         .bootstrap_servers(&bootstrap)
         .auto_offset_reset(OffsetReset::Earliest)
@@ -249,4 +313,51 @@ async fn not_leader_or_follower_refreshes_metadata_and_fetches_from_the_new_lead
 #[tokio::test]
 async fn fenced_leader_epoch_refreshes_metadata_and_fetches_from_the_new_leader() {
     reads_after_the_leader_moves(74).await; // FENCED_LEADER_EPOCH
+}
+
+#[tokio::test]
+async fn an_application_that_stops_polling_stops_fetching_at_the_buffer_cap() {
+    const RECORD: usize = 50 * 1024;
+    const CAP: usize = 200 * 1024;
+    let (state, bootstrap) = start(Mode::Flood {
+        partitions: 50,
+        record_bytes: RECORD,
+    })
+    .await;
+    let mut c = Consumer::builder()
+        .bootstrap_servers(&bootstrap)
+        .auto_offset_reset(OffsetReset::Earliest)
+        .fetch_buffer_max_bytes(CAP)
+        .build()
+        .await
+        .unwrap();
+    c.assign((0..50).map(|p| TopicPartition::new(TOPIC, p)))
+        .unwrap();
+    let first = c.poll(Duration::from_secs(10)).await.unwrap();
+    assert!(!first.is_empty());
+    // The application now takes its time. The brokers would answer every Fetch at once
+    // with 50 KiB more; the consumer may hold about the cap, plus what was in flight.
+    let fetches = || state.fetches.lock().unwrap().len();
+    let settled = {
+        let mut last = fetches();
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = fetches();
+            if now == last {
+                break now;
+            }
+            last = now;
+        }
+    };
+    let most = first.len() + CAP / RECORD + 2;
+    assert!(
+        settled <= most,
+        "{settled} fetches of 50 KiB for a 200 KiB buffer (at most {most})"
+    );
+    // Reading resumes the fetching.
+    let mut read = first.len();
+    while read < settled + 10 {
+        read += c.poll(Duration::from_secs(10)).await.unwrap().len();
+    }
+    assert!(fetches() > settled);
 }
