@@ -14,15 +14,23 @@ use kafka_client::protocol::records::{Compression, ProducerState, RecordBatchBui
 use kafka_client::TopicPartition;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
+};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, ListOffsetsResponse,
-    MetadataResponse, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, FindCoordinatorResponse,
+    GroupId, ListOffsetsResponse, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetFetchResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,6 +60,9 @@ struct State {
     leader_epoch: AtomicI32,
     fetches: Mutex<Vec<i32>>,
     metadata_requests: AtomicUsize,
+    coordinator: AtomicI32,
+    lookups: AtomicUsize,
+    committed: Mutex<Vec<i64>>,
 }
 
 impl State {
@@ -71,6 +82,9 @@ async fn start(mode: Mode) -> (Arc<State>, String) {
         leader_epoch: AtomicI32::new(5),
         fetches: Mutex::new(Vec::new()),
         metadata_requests: AtomicUsize::new(0),
+        coordinator: AtomicI32::new(1),
+        lookups: AtomicUsize::new(0),
+        committed: Mutex::new(Vec::new()),
     });
     for id in 1..=2 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -112,6 +126,9 @@ async fn serve(id: i32, mut socket: TcpStream, state: Arc<State>) {
                         (ApiKey::Metadata, 1, 12),
                         (ApiKey::Fetch, 4, 12),
                         (ApiKey::ListOffsets, 1, 8),
+                        (ApiKey::FindCoordinator, 0, 6),
+                        (ApiKey::OffsetCommit, 2, 9),
+                        (ApiKey::OffsetFetch, 8, 9),
                     ]
                     .into_iter()
                     .map(|(k, min, max)| {
@@ -161,6 +178,53 @@ async fn serve(id: i32, mut socket: TcpStream, state: Arc<State>) {
                     }
                 };
                 resp.encode(&mut body, version).unwrap();
+            }
+            ApiKey::FindCoordinator => {
+                let coordinator = state.coordinator.load(Ordering::SeqCst);
+                state.lookups.fetch_add(1, Ordering::SeqCst);
+                let port = i32::from(state.ports.lock().unwrap()[coordinator as usize - 1]);
+                FindCoordinatorResponse::default()
+                    .with_coordinators(vec![Coordinator::default()
+                        .with_key(StrBytes::from_static_str("g"))
+                        .with_node_id(BrokerId(coordinator))
+                        .with_host(StrBytes::from_static_str("127.0.0.1"))
+                        .with_port(port)])
+                    .encode(&mut body, version)
+                    .unwrap()
+            }
+            ApiKey::OffsetCommit => {
+                let req = OffsetCommitRequest::decode(&mut buf, version).unwrap();
+                // Broker 1 gives the group up on the first commit, to broker 2.
+                let code = if id == state.coordinator.load(Ordering::SeqCst) && id == 2 {
+                    let p = &req.topics[0].partitions[0];
+                    state.committed.lock().unwrap().push(p.committed_offset);
+                    0
+                } else {
+                    state.coordinator.store(2, Ordering::SeqCst);
+                    16 // NOT_COORDINATOR
+                };
+                OffsetCommitResponse::default()
+                    .with_topics(vec![OffsetCommitResponseTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                        .with_partitions(vec![
+                            OffsetCommitResponsePartition::default().with_error_code(code)
+                        ])])
+                    .encode(&mut body, version)
+                    .unwrap()
+            }
+            ApiKey::OffsetFetch => {
+                // No committed offsets (version 8+ answers per group).
+                let partitions = vec![OffsetFetchResponsePartitions::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(-1)];
+                OffsetFetchResponse::default()
+                    .with_groups(vec![OffsetFetchResponseGroup::default()
+                        .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                        .with_topics(vec![OffsetFetchResponseTopics::default()
+                            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                            .with_partitions(partitions)])])
+                    .encode(&mut body, version.max(8))
+                    .unwrap()
             }
             other => panic!("fake broker got an unexpected {other:?}"),
         }
@@ -360,4 +424,33 @@ async fn an_application_that_stops_polling_stops_fetching_at_the_buffer_cap() {
         read += c.poll(Duration::from_secs(10)).await.unwrap().len();
     }
     assert!(fetches() > settled);
+}
+
+#[tokio::test]
+async fn a_commit_meeting_not_coordinator_finds_the_new_coordinator_and_succeeds() {
+    let (state, bootstrap) = start(Mode::LeaderMoves(6)).await;
+    let c = Consumer::builder()
+        .bootstrap_servers(&bootstrap)
+        .group_id("g")
+        .enable_auto_commit(false)
+        .build()
+        .await
+        .unwrap();
+    let tp = TopicPartition::new(TOPIC, 0);
+    c.assign([tp.clone()]).unwrap();
+    c.commit_sync_offsets(std::collections::HashMap::from([(
+        tp,
+        kafka_client::OffsetAndMetadata::new(42),
+    )]))
+    .await
+    .unwrap();
+    assert_eq!(
+        *state.committed.lock().unwrap(),
+        vec![42],
+        "committed once, on the new coordinator"
+    );
+    assert!(
+        state.lookups.load(Ordering::SeqCst) >= 2,
+        "the coordinator was not looked up again"
+    );
 }
