@@ -250,11 +250,31 @@ impl Accumulator {
     }
 
     /// Called when the sender task ends: nothing will complete batches any more, so new
-    /// sends are refused and `flush` stops waiting.
+    /// sends are refused, what is still queued fails, and `flush` stops waiting.
     pub(crate) fn sender_gone(&self) {
         self.sender_gone.store(true, Ordering::Release);
         self.closed.store(true, Ordering::Release);
+        self.fail_queued_if_sender_gone();
         self.completed.notify_waiters();
+    }
+
+    /// Fails every queued batch when the sender has ended (for records appended after it
+    /// stopped, so none waits forever).
+    pub(crate) fn fail_queued_if_sender_gone(&self) {
+        if !self.sender_gone.load(Ordering::Acquire) {
+            return;
+        }
+        let error = self.fatal().unwrap_or_else(|| {
+            Error::Closed("the producer stopped before this record was sent".into())
+        });
+        for (_, queue) in self.all_queues().iter() {
+            let batches: Vec<ProducerBatch> = lock(queue).drain(..).collect();
+            for batch in batches {
+                let (id, reserved) = (batch.id, batch.reserved);
+                batch.fail(&error);
+                self.completed(id, reserved);
+            }
+        }
     }
 
     pub(crate) fn is_flushing(&self) -> bool {
