@@ -44,6 +44,7 @@ pub(crate) struct Accumulator {
     /// Set when the sender task has ended, however it ended.
     sender_gone: AtomicBool,
     fatal: Mutex<Option<Error>>,
+    has_fatal: AtomicBool,
     /// Wakes the sender: a batch was created or filled, a flush or close began.
     pub(crate) wake_sender: Notify,
     /// Wakes `flush` callers when batches complete.
@@ -75,6 +76,7 @@ impl Accumulator {
             closed: AtomicBool::new(false),
             sender_gone: AtomicBool::new(false),
             fatal: Mutex::new(None),
+            has_fatal: AtomicBool::new(false),
             wake_sender: Notify::new(),
             completed: Notify::new(),
         }
@@ -102,6 +104,11 @@ impl Accumulator {
             limit_key: "buffer.memory",
             limit: u32::MAX as usize,
         })?;
+        // The common case, space is free: no timer, no await.
+        if let Ok(permit) = self.memory.try_acquire_many(permits) {
+            permit.forget();
+            return Ok(());
+        }
         match tokio::time::timeout_at(deadline, self.memory.acquire_many(permits)).await {
             Ok(Ok(permit)) => {
                 permit.forget();
@@ -211,10 +218,14 @@ impl Accumulator {
     pub(crate) fn set_fatal(&self, error: Error) {
         let mut fatal = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
         fatal.get_or_insert(error);
+        self.has_fatal.store(true, Ordering::Release);
     }
 
-    /// The fatal error, if one happened.
+    /// The fatal error, if one happened (a flag check on the hot path, the lock only after).
     pub(crate) fn fatal(&self) -> Option<Error> {
+        if !self.has_fatal.load(Ordering::Acquire) {
+            return None;
+        }
         self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 

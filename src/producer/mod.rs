@@ -210,6 +210,7 @@ impl Producer {
                 record.topic
             )));
         }
+        let sticky = inner.partitioner.is_sticky(&record);
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         if timestamp < 0 {
             return Err(Error::InvalidArgument(format!(
@@ -236,7 +237,9 @@ impl Producer {
             size,
             delivery,
         );
-        inner.partitioner.on_append(&tp.topic, partition, size);
+        if sticky {
+            inner.partitioner.on_append(&tp.topic, partition, size);
+        }
         // The sender may have ended between the closed check and the append.
         inner.acc.fail_queued_if_sender_gone();
         Ok(())

@@ -199,7 +199,12 @@ impl Sender {
         for (tp, queue) in self.acc.all_queues().iter() {
             let expired: Vec<ProducerBatch> = {
                 let mut q = lock(queue);
-                if !q.iter().any(|b| now.duration_since(b.created) >= limit) {
+                // Batches sit in creation order (retries go back in order), so the head is
+                // the oldest: when it has time left, all do.
+                if !q
+                    .front()
+                    .is_some_and(|b| now.duration_since(b.created) >= limit)
+                {
                     continue;
                 }
                 let (old, keep): (VecDeque<_>, VecDeque<_>) = q
