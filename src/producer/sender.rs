@@ -201,9 +201,8 @@ impl Sender {
                 let mut q = lock(queue);
                 // Batches sit in creation order (retries go back in order), so the head is
                 // the oldest: when it has time left, all do.
-                if !q
-                    .front()
-                    .is_some_and(|b| now.duration_since(b.created) >= limit)
+                if q.front()
+                    .is_none_or(|b| now.duration_since(b.created) < limit)
                 {
                     continue;
                 }
