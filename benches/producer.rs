@@ -21,7 +21,8 @@
 //!
 //! The broker is found through `$KAFKA_BOOTSTRAP` (default `127.0.0.1:9092`); without one the
 //! bench exits with an error naming `scripts/kafka.sh start`. It creates a 6-partition topic
-//! of its own and deletes it at the end. `cargo test --all-targets` runs each case once.
+//! of its own and deletes it at the end. A full run takes about a minute; `cargo test
+//! --all-targets` runs each case once.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -207,7 +208,8 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let mut c = Criterion::default().configure_from_args();
+    // No HTML plots: drawing them takes longer than measuring a case on a small machine.
+    let mut c = Criterion::default().without_plots().configure_from_args();
     send(&mut c, &rt);
     c.final_summary();
     if let Some(broker) = BROKER.get() {

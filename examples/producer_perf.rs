@@ -215,7 +215,12 @@ fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.is_empty() {
+        eprint!("{USAGE}");
+        return ExitCode::from(2);
+    }
+    let args = match parse_args(argv) {
         Ok(Some(args)) => args,
         Ok(None) => {
             print!("{USAGE}");
@@ -578,4 +583,129 @@ fn splitmix64(state: &mut u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Option<Args>, String> {
+        parse_args(line.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn java_command_lines_parse() {
+        let args = parse(
+            "--topic t --num-records 1000 --record-size 100 --throughput -1 \
+             --producer-props bootstrap.servers=h:1 acks=all --print-metrics",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(args.topic, "t");
+        assert_eq!(args.num_records, 1000);
+        assert_eq!(args.record_size, 100);
+        assert_eq!(args.throughput, None);
+        assert!(args.print_metrics);
+        assert_eq!(
+            args.props,
+            [
+                ("bootstrap.servers".to_owned(), "h:1".to_owned()),
+                ("acks".to_owned(), "all".to_owned())
+            ]
+        );
+        let args = parse("--topic=t --num-records=5 --record-size=0 --throughput=2.5 --command-property=linger.ms=5 sasl.jaas.config=a=b")
+            .unwrap()
+            .unwrap();
+        assert_eq!(args.throughput, Some(2.5));
+        assert_eq!(args.props[1], ("sasl.jaas.config".into(), "a=b".into()));
+        assert_eq!(parse("-h").unwrap(), None);
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        for (line, expect) in [
+            ("--num-records 1 --record-size 1", "--topic is required"),
+            ("--topic t --num-records x --record-size 1", "--num-records"),
+            (
+                "--topic t --num-records 0 --record-size 1",
+                "greater than zero",
+            ),
+            (
+                "--topic t --num-records 1 --record-size 1 --throughput 0",
+                "--throughput",
+            ),
+            (
+                "--topic --num-records 1 --record-size 1",
+                "--topic needs a value",
+            ),
+            (
+                "--topic t --num-records 1 --record-size 1 --producer-props",
+                "KEY=VALUE",
+            ),
+            (
+                "--topic t --num-records 1 --record-size 1 --producer-props acks",
+                "KEY=VALUE",
+            ),
+            (
+                "--topic t --num-records 1 --record-size 1 --payload-file f",
+                "not supported",
+            ),
+            (
+                "--topic t --num-records 1 --record-size 1 --bogus",
+                "unknown flag --bogus",
+            ),
+        ] {
+            let err = parse(line).unwrap_err();
+            assert!(err.contains(expect), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn summary_has_the_java_shape_and_samples_like_java() {
+        let start = Instant::now();
+        let mut stats = Stats::new(1_000_000, start);
+        assert_eq!(stats.sampling, 2);
+        for ms in 1..=1000u64 {
+            stats.complete(Ok(()), Duration::from_millis(ms), 100);
+        }
+        stats.complete(Err(Error::InvalidArgument("x".into())), Duration::ZERO, 100);
+        assert_eq!(
+            (stats.count, stats.failed, stats.samples.len()),
+            (1000, 1, 500)
+        );
+        let line = stats.summary(start + Duration::from_secs(2));
+        assert_eq!(
+            line,
+            "1000 records sent, 500.000000 records/sec (0.05 MB/sec), 500.50 ms avg latency, \
+             1000.00 ms max latency, 501 ms 50th, 951 ms 95th, 991 ms 99th, 999 ms 99.9th."
+        );
+        let window = stats.take_window(start + Duration::from_secs(4));
+        assert_eq!(
+            window,
+            "1000 records sent, 250.0 records/sec (0.02 MB/sec), 500.5 ms avg latency, \
+             1000.0 ms max latency."
+        );
+        assert!(stats
+            .take_window(start + Duration::from_secs(5))
+            .starts_with("0 records sent"));
+    }
+
+    #[test]
+    fn throttles_only_above_the_target_rate() {
+        let start = Instant::now();
+        let t = Throttler::new(1000.0, start);
+        assert!(!t.should_throttle(999, start + Duration::from_secs(1)));
+        assert!(t.should_throttle(1001, start + Duration::from_secs(1)));
+        assert!(!t.should_throttle(10, start));
+    }
+
+    #[test]
+    fn payloads_are_letters_of_the_record_size() {
+        let mut p = Payloads::new(100);
+        let (a, b) = (p.next(), p.next());
+        assert_eq!((a.len(), b.len()), (100, 100));
+        assert_ne!(a, b);
+        assert!(a.iter().all(u8::is_ascii_uppercase));
+        assert!(Payloads::new(0).next().is_empty());
+    }
 }

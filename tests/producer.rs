@@ -195,7 +195,9 @@ async fn callbacks_report_every_record_and_flush_waits_for_them() {
 async fn an_explicit_partition_wins_and_a_bad_one_is_refused() {
     let admin = common::admin().await;
     let topic = common::new_topic(&admin, "producer-partition", 3).await;
-    let producer = producer(&[]).await;
+    // A partition the topic lacks is waited for (it may just have been added), up to
+    // max.block.ms, then refused.
+    let producer = producer(&[("max.block.ms", "1000")]).await;
     let meta = producer
         .send(ProducerRecord::new(&topic).key("k").partition(2))
         .await

@@ -232,7 +232,7 @@ impl Admin {
 
     /// Names of the cluster's topics, internal ones (`__consumer_offsets`) left out, sorted.
     pub async fn list_topics(&self) -> Result<Vec<String>> {
-        let refreshed = self.cluster.refresh(Topics::All).await?;
+        let refreshed = self.refresh(Topics::All).await?;
         let mut names: Vec<String> = refreshed
             .metadata
             .topics
@@ -248,7 +248,6 @@ impl Admin {
     /// [`Error::UnknownTopicOrPartition`] naming it.
     pub async fn describe_topics(&self, names: &[&str]) -> Result<Vec<TopicMetadata>> {
         let refreshed = self
-            .cluster
             .refresh(Topics::Only(
                 names.iter().map(|n| (*n).to_owned()).collect(),
             ))
@@ -271,7 +270,7 @@ impl Admin {
 
     /// The cluster's id, controller and brokers.
     pub async fn describe_cluster(&self) -> Result<ClusterMetadata> {
-        let refreshed = self.cluster.refresh(Topics::Only(Vec::new())).await?;
+        let refreshed = self.refresh(Topics::Only(Vec::new())).await?;
         let mut md = ClusterMetadata::clone(&refreshed.metadata);
         md.topics.clear();
         Ok(md)
@@ -293,6 +292,17 @@ impl Admin {
         isolation: IsolationLevel,
     ) -> Result<HashMap<TopicPartition, ListedOffset>> {
         list_offsets(&self.cluster, &specs, isolation).await
+    }
+
+    /// A metadata refresh bounded by `default.api.timeout.ms`.
+    async fn refresh(&self, topics: Topics) -> Result<crate::cluster::Refreshed> {
+        let timeout = self.timeout();
+        tokio::time::timeout(timeout, self.cluster.refresh(topics))
+            .await
+            .map_err(|_| Error::Timeout {
+                what: "metadata request (default.api.timeout.ms)".into(),
+                after: timeout,
+            })?
     }
 
     fn timeout(&self) -> Duration {

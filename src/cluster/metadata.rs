@@ -161,7 +161,13 @@ impl ClusterMetadata {
                 errors.insert(name, code);
                 continue;
             }
-            let old = self.topics.get(&name);
+            let id = TopicId(u128::from_be_bytes(*t.topic_id.as_bytes()));
+            // A topic deleted and created again under the same name starts its leader
+            // epochs afresh: the old topic's epochs must not mask the new leaders.
+            let old = self
+                .topics
+                .get(&name)
+                .filter(|o| o.id == id || o.id == TopicId::default() || id == TopicId::default());
             let mut partitions: Vec<PartitionInfo> = t
                 .partitions
                 .iter()
@@ -186,7 +192,6 @@ impl ClusterMetadata {
                 })
                 .collect();
             partitions.sort_by_key(|p| p.partition);
-            let id = TopicId(u128::from_be_bytes(*t.topic_id.as_bytes()));
             topics.insert(
                 name.clone(),
                 Arc::new(TopicMetadata {
@@ -255,6 +260,18 @@ mod tests {
         let (third, _) = second.merge(&response(6, 2), false);
         assert_eq!(third.topic("orders").unwrap().partitions[0].leader, Some(2));
         assert!(third.topic("gone").is_none());
+    }
+
+    #[test]
+    fn a_recreated_topic_is_not_masked_by_old_leader_epochs() {
+        let with_id = |epoch, leader, id: u128| {
+            let mut r = response(epoch, leader);
+            r.topics[0].topic_id = uuid::Uuid::from_u128(id);
+            r
+        };
+        let (old, _) = ClusterMetadata::default().merge(&with_id(9, 1, 1), false);
+        let (new, _) = old.merge(&with_id(0, 2, 2), false);
+        assert_eq!(new.topic("orders").unwrap().partitions[0].leader, Some(2));
     }
 
     #[test]

@@ -187,28 +187,37 @@ impl Cluster {
         })
     }
 
-    /// Metadata of `topic`, refreshing (with backoff) until the cluster reports it with a
-    /// leader for every partition or `wait` passes. Unknown topics fail with
-    /// [`Error::UnknownTopicOrPartition`] once `wait` is over.
+    /// Metadata of `topic`, refreshing (with backoff) until the cluster reports it with at
+    /// least one partition, within `wait`. Unknown topics fail with
+    /// [`Error::UnknownTopicOrPartition`] once `wait` is over; other refusals (an invalid
+    /// name, no authorization) at once.
     pub(crate) async fn topic(&self, topic: &str, wait: Duration) -> Result<Arc<TopicMetadata>> {
+        self.topic_where(topic, wait, |_| true).await
+    }
+
+    /// [`topic`](Self::topic), waiting also until `ready` holds (for example, until the
+    /// topic has a partition a record names).
+    pub(crate) async fn topic_where(
+        &self,
+        topic: &str,
+        wait: Duration,
+        ready: impl Fn(&TopicMetadata) -> bool,
+    ) -> Result<Arc<TopicMetadata>> {
         let deadline = Instant::now() + wait;
+        let usable = |t: &TopicMetadata| !t.partitions.is_empty() && ready(t);
+        if let Some(t) = self.metadata().topic(topic).filter(|t| usable(t)) {
+            return Ok(t.clone());
+        }
         let backoff = Backoff::new(self.config().retry_backoff, self.config().retry_backoff_max);
-        let mut attempts = 0;
-        loop {
-            if let Some(t) = self.metadata().topic(topic) {
-                if t.partitions.iter().all(|p| p.leader.is_some()) && !t.partitions.is_empty() {
-                    return Ok(t.clone());
-                }
-            }
-            let refreshed = self.refresh(Topics::Only(vec![topic.to_owned()])).await;
-            let last_error = match refreshed {
-                Ok(r) => match (r.metadata.topic(topic), r.topic_errors.get(topic)) {
-                    (Some(t), _)
-                        if !t.partitions.is_empty()
-                            && t.partitions.iter().all(|p| p.leader.is_some()) =>
-                    {
-                        return Ok(t.clone())
-                    }
+        let mut last_error = None;
+        for attempts in 1.. {
+            let refreshed = tokio::time::timeout_at(
+                deadline,
+                self.refresh(Topics::Only(vec![topic.to_owned()])),
+            );
+            match refreshed.await {
+                Ok(Ok(r)) => match (r.metadata.topic(topic), r.topic_errors.get(topic)) {
+                    (Some(t), _) if usable(t) => return Ok(t.clone()),
                     (_, Some(code))
                         if !code.is_retriable()
                             && *code != KafkaCode::UNKNOWN_TOPIC_OR_PARTITION =>
@@ -219,35 +228,41 @@ impl Cluster {
                             None,
                         ))
                     }
-                    (_, Some(code)) => Some(Error::broker(
-                        code.code(),
-                        ErrorContext::topic(topic, None),
-                        None,
-                    )),
-                    _ => None,
+                    (_, Some(code)) => {
+                        last_error = Some(Error::broker(
+                            code.code(),
+                            ErrorContext::topic(topic, None),
+                            None,
+                        ))
+                    }
+                    _ => {}
                 },
-                Err(e) if e.is_retriable() => Some(e),
-                Err(e) => return Err(e),
-            };
-            attempts += 1;
+                Ok(Err(e)) if e.is_retriable() => last_error = Some(e),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => break,
+            }
             let pause = backoff.delay(attempts);
             if Instant::now() + pause >= deadline {
-                return Err(match last_error {
-                    Some(e) if e.kafka_code() != Some(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION) => {
-                        Error::Timeout {
-                            what: format!(
-                                "waiting for metadata of topic {topic} (last error: {e})"
-                            ),
-                            after: wait,
-                        }
-                    }
-                    _ => Error::UnknownTopicOrPartition {
-                        context: ErrorContext::topic(topic, None),
-                    },
-                });
+                break;
             }
             tokio::time::sleep(pause).await;
         }
+        let known = self.metadata().topic(topic).is_some();
+        Err(match last_error {
+            Some(e) if known || e.kafka_code() != Some(KafkaCode::UNKNOWN_TOPIC_OR_PARTITION) => {
+                Error::Timeout {
+                    what: format!("waiting for metadata of topic {topic} (last error: {e})"),
+                    after: wait,
+                }
+            }
+            _ if known => Error::Timeout {
+                what: format!("waiting for metadata of topic {topic}"),
+                after: wait,
+            },
+            _ => Error::UnknownTopicOrPartition {
+                context: ErrorContext::topic(topic, None),
+            },
+        })
     }
 
     /// A connection to broker `id` for `class` traffic.

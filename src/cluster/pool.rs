@@ -34,6 +34,9 @@ struct SlotState {
     conn: Option<Arc<BrokerConnection>>,
     failures: u32,
     retry_at: Option<Instant>,
+    /// Connection attempts made so far, and how the last one failed.
+    attempts: u64,
+    last_error: Option<crate::error::Error>,
 }
 
 #[derive(Default)]
@@ -103,10 +106,21 @@ impl Pool {
         if let Some(conn) = slot.live(addr) {
             return Ok(conn);
         }
+        let seen = slot.lock().attempts;
         let _connecting = slot.connecting.lock().await;
-        // Someone else may have connected while we waited.
+        // Someone else may have connected while we waited, or failed to: then share that
+        // outcome instead of dialling again, so queued callers do not wait for one
+        // connection timeout each.
         if let Some(conn) = slot.live(addr) {
             return Ok(conn);
+        }
+        {
+            let state = slot.lock();
+            if state.attempts != seen && state.addr == addr {
+                if let Some(e) = &state.last_error {
+                    return Err(e.clone());
+                }
+            }
         }
         let retry_at = {
             let mut state = slot.lock();
@@ -133,6 +147,8 @@ impl Pool {
             Ok(conn) => {
                 let conn = Arc::new(conn);
                 let mut state = slot.lock();
+                state.attempts += 1;
+                state.last_error = None;
                 state.conn = Some(conn.clone());
                 state.failures = 0;
                 state.retry_at = None;
@@ -141,6 +157,8 @@ impl Pool {
             }
             Err(e) => {
                 let mut state = slot.lock();
+                state.attempts += 1;
+                state.last_error = Some(e.clone());
                 state.failures += 1;
                 state.retry_at = Some(Instant::now() + self.backoff.delay(state.failures));
                 tracing::debug!(broker = %label, error = %e, failures = state.failures, "connect failed");

@@ -44,6 +44,7 @@ pub(crate) struct Accumulator {
     /// Set when the sender task has ended, however it ended.
     sender_gone: AtomicBool,
     fatal: Mutex<Option<Error>>,
+    has_fatal: AtomicBool,
     /// Wakes the sender: a batch was created or filled, a flush or close began.
     pub(crate) wake_sender: Notify,
     /// Wakes `flush` callers when batches complete.
@@ -75,6 +76,7 @@ impl Accumulator {
             closed: AtomicBool::new(false),
             sender_gone: AtomicBool::new(false),
             fatal: Mutex::new(None),
+            has_fatal: AtomicBool::new(false),
             wake_sender: Notify::new(),
             completed: Notify::new(),
         }
@@ -102,6 +104,11 @@ impl Accumulator {
             limit_key: "buffer.memory",
             limit: u32::MAX as usize,
         })?;
+        // The common case, space is free: no timer, no await.
+        if let Ok(permit) = self.memory.try_acquire_many(permits) {
+            permit.forget();
+            return Ok(());
+        }
         match tokio::time::timeout_at(deadline, self.memory.acquire_many(permits)).await {
             Ok(Ok(permit)) => {
                 permit.forget();
@@ -211,10 +218,14 @@ impl Accumulator {
     pub(crate) fn set_fatal(&self, error: Error) {
         let mut fatal = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
         fatal.get_or_insert(error);
+        self.has_fatal.store(true, Ordering::Release);
     }
 
-    /// The fatal error, if one happened.
+    /// The fatal error, if one happened (a flag check on the hot path, the lock only after).
     pub(crate) fn fatal(&self) -> Option<Error> {
+        if !self.has_fatal.load(Ordering::Acquire) {
+            return None;
+        }
         self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -250,11 +261,31 @@ impl Accumulator {
     }
 
     /// Called when the sender task ends: nothing will complete batches any more, so new
-    /// sends are refused and `flush` stops waiting.
+    /// sends are refused, what is still queued fails, and `flush` stops waiting.
     pub(crate) fn sender_gone(&self) {
         self.sender_gone.store(true, Ordering::Release);
         self.closed.store(true, Ordering::Release);
+        self.fail_queued_if_sender_gone();
         self.completed.notify_waiters();
+    }
+
+    /// Fails every queued batch when the sender has ended (for records appended after it
+    /// stopped, so none waits forever).
+    pub(crate) fn fail_queued_if_sender_gone(&self) {
+        if !self.sender_gone.load(Ordering::Acquire) {
+            return;
+        }
+        let error = self.fatal().unwrap_or_else(|| {
+            Error::Closed("the producer stopped before this record was sent".into())
+        });
+        for (_, queue) in self.all_queues().iter() {
+            let batches: Vec<ProducerBatch> = lock(queue).drain(..).collect();
+            for batch in batches {
+                let (id, reserved) = (batch.id, batch.reserved);
+                batch.fail(&error);
+                self.completed(id, reserved);
+            }
+        }
     }
 
     pub(crate) fn is_flushing(&self) -> bool {

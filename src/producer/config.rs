@@ -70,6 +70,7 @@ pub struct ProducerConfig {
     /// `compression.{gzip,lz4,zstd}.level` as given, applied to the chosen codec at build.
     levels: [Option<i32>; 3],
     idempotence_set: bool,
+    delivery_timeout_set: bool,
 }
 
 impl Default for ProducerConfig {
@@ -91,6 +92,7 @@ impl Default for ProducerConfig {
             partitioner: PartitionerKind::Default,
             levels: [None; 3],
             idempotence_set: false,
+            delivery_timeout_set: false,
         }
     }
 }
@@ -122,7 +124,10 @@ impl ProducerConfig {
             "compression.lz4.level" => self.levels[1] = Some(number(key, value)?),
             "compression.zstd.level" => self.levels[2] = Some(number(key, value)?),
             "retries" => self.retries = number(key, value)?,
-            "delivery.timeout.ms" => self.delivery_timeout = millis(key, value)?,
+            "delivery.timeout.ms" => {
+                self.delivery_timeout = millis(key, value)?;
+                self.delivery_timeout_set = true;
+            }
             "max.in.flight.requests.per.connection" => self.max_in_flight = number(key, value)?,
             "enable.idempotence" => {
                 self.enable_idempotence = boolean(key, value)?;
@@ -208,21 +213,28 @@ impl ProducerConfig {
         }
         let floor = self.linger + self.client.request_timeout;
         if self.delivery_timeout < floor {
-            return Err(Error::config(
-                "delivery.timeout.ms",
-                self.delivery_timeout.as_millis(),
-                format!(
-                    "must be at least linger.ms + request.timeout.ms ({} ms)",
-                    floor.as_millis()
-                ),
-            ));
+            if self.delivery_timeout_set {
+                return Err(Error::config(
+                    "delivery.timeout.ms",
+                    self.delivery_timeout.as_millis(),
+                    format!(
+                        "must be at least linger.ms + request.timeout.ms ({} ms)",
+                        floor.as_millis()
+                    ),
+                ));
+            }
+            // As in Java: the default follows a raised linger.ms or request.timeout.ms.
+            self.delivery_timeout = floor;
         }
-        if self.max_request_size == 0 || self.buffer_memory == 0 {
+        if self.max_request_size == 0 {
             return Err(Error::config(
-                "buffer.memory",
-                self.buffer_memory,
+                "max.request.size",
+                0,
                 "must be greater than 0",
             ));
+        }
+        if self.buffer_memory == 0 {
+            return Err(Error::config("buffer.memory", 0, "must be greater than 0"));
         }
         let level = match self.compression {
             Compression::Gzip { .. } => self.levels[0],
@@ -345,6 +357,7 @@ impl ProducerBuilder {
     /// `delivery.timeout.ms`. Default 120 s.
     pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
         self.config.delivery_timeout = timeout;
+        self.config.delivery_timeout_set = true;
         self
     }
 
@@ -462,5 +475,16 @@ mod tests {
             .config()
             .unwrap_err();
         assert!(err.to_string().contains("delivery.timeout.ms"), "{err}");
+        // An unset delivery.timeout.ms follows a raised request.timeout.ms, as in Java.
+        let c = ProducerBuilder::default()
+            .set("request.timeout.ms", "150000")
+            .config()
+            .unwrap();
+        assert_eq!(c.delivery_timeout, Duration::from_millis(150_005));
+        let err = ProducerBuilder::default()
+            .set("max.request.size", "0")
+            .config()
+            .unwrap_err();
+        assert!(err.to_string().contains("max.request.size"), "{err}");
     }
 }

@@ -40,6 +40,13 @@ fn advance(seq: i32, count: usize) -> i32 {
     ((i64::from(seq) + count as i64) % (i64::from(i32::MAX) + 1)) as i32
 }
 
+/// Whether sequence `a` comes after `b`, in the protocol's wrapping sequence space.
+fn after(a: i32, b: i32) -> bool {
+    let modulus = i64::from(i32::MAX) + 1;
+    let distance = (i64::from(a) - i64::from(b)).rem_euclid(modulus);
+    distance > 0 && distance < modulus / 2
+}
+
 #[derive(Debug)]
 pub(crate) struct Idempotence {
     producer_id: i64,
@@ -120,12 +127,20 @@ impl Idempotence {
             None => Ok(st.in_flight < max_in_flight),
             Some(_) if st.in_flight > 0 => Ok(false),
             Some(seq) => {
-                if seq.base_sequence != advance(st.last_acked, 1) || seq.epoch != st.epoch {
-                    // A gap with nothing in flight: only a new epoch gets the partition going.
-                    self.bump(tp, queue)?;
-                    return Ok(self.has_producer_id());
+                let expected = advance(st.last_acked, 1);
+                let stale_epoch = seq.epoch != st.epoch || seq.producer_id != st.producer_id;
+                if !stale_epoch
+                    && (seq.base_sequence == expected || after(expected, seq.base_sequence))
+                {
+                    // The next sequence, or one a later acknowledgement already covers (its
+                    // first attempt was written after all): resend it unchanged, and the
+                    // broker answers with the stored offset or DUPLICATE_SEQUENCE_NUMBER.
+                    return Ok(true);
                 }
-                Ok(true)
+                // A real gap (or a stale epoch) with nothing in flight: only a new epoch gets
+                // the partition going.
+                self.bump(tp, queue)?;
+                Ok(self.has_producer_id())
             }
         }
     }
@@ -197,7 +212,12 @@ impl Idempotence {
         st.unacked = st.unacked.saturating_sub(1);
         if let Some(seq) = batch.sequence {
             if seq.epoch == st.epoch && seq.producer_id == st.producer_id {
-                st.last_acked = advance(seq.base_sequence, count.saturating_sub(1));
+                // Responses from an old and a new leader may arrive in any order: the last
+                // acknowledged sequence only ever moves forward.
+                let last = advance(seq.base_sequence, count.saturating_sub(1));
+                if st.last_acked < 0 || after(last, st.last_acked) {
+                    st.last_acked = last;
+                }
             }
         }
     }
@@ -351,6 +371,56 @@ mod tests {
         assert_eq!(seq(&c), (1, 3));
         let d = drain(&mut idem, &mut q).unwrap();
         assert_eq!(seq(&d), (1, 6), "new batches continue the new epoch");
+    }
+
+    #[test]
+    fn a_retried_batch_already_covered_by_a_later_ack_is_resent_unchanged() {
+        // Leader change: b and c reached the old leader, which replicated them and stalled;
+        // d went to the new leader and was acknowledged first.
+        let mut idem = ready();
+        let mut q: VecDeque<_> = (0..4).map(|i| batch(i, 1)).collect();
+        let a = drain(&mut idem, &mut q).unwrap();
+        idem.answered(&tp());
+        idem.acked(&a);
+        let b = drain(&mut idem, &mut q).unwrap();
+        let c = drain(&mut idem, &mut q).unwrap();
+        let d = drain(&mut idem, &mut q).unwrap();
+        idem.answered(&tp());
+        idem.acked(&d);
+        // b and c time out and are retried: no epoch bump, same sequences (the broker
+        // recognises them as duplicates).
+        idem.answered(&tp());
+        idem.answered(&tp());
+        q.push_back(b);
+        q.push_back(c);
+        let b = drain(&mut idem, &mut q).unwrap();
+        assert_eq!(seq(&b), (0, 1));
+        idem.answered(&tp());
+        idem.acked(&b);
+        let c = drain(&mut idem, &mut q).unwrap();
+        assert_eq!(seq(&c), (0, 2));
+        // An older acknowledgement arriving late never moves the last sequence back.
+        idem.answered(&tp());
+        idem.acked(&c);
+        assert!(idem.is_next(&batch_with_seq(4)));
+    }
+
+    fn batch_with_seq(base: i32) -> ProducerBatch {
+        let mut b = batch(99, 1);
+        b.sequence = Some(Sequenced {
+            producer_id: 7,
+            epoch: 0,
+            base_sequence: base,
+        });
+        b
+    }
+
+    #[test]
+    fn sequence_order_wraps() {
+        assert!(after(1, 0));
+        assert!(after(0, i32::MAX));
+        assert!(!after(i32::MAX, 0));
+        assert!(!after(5, 5));
     }
 
     #[test]

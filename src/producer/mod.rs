@@ -37,11 +37,11 @@ mod partitioner;
 mod record;
 mod sender;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::sync::{oneshot, Notify};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::cluster::{Cluster, TopicMetadata};
@@ -76,7 +76,8 @@ struct Inner {
     acc: Arc<Accumulator>,
     partitioner: PartitionerState,
     abort: Arc<Notify>,
-    sender: Mutex<Option<JoinHandle<()>>>,
+    /// Resolves when the sender task has ended; every `close` call awaits it.
+    sender: Shared<BoxFuture<'static, ()>>,
 }
 
 impl Drop for Inner {
@@ -113,6 +114,11 @@ impl Producer {
         let abort = Arc::new(Notify::new());
         let sender = Sender::new(cluster.clone(), config.clone(), acc.clone());
         let handle = tokio::spawn(sender.run(abort.clone()));
+        let sender_done = async move {
+            let _ = handle.await;
+        }
+        .boxed()
+        .shared();
         Ok(Producer {
             inner: Arc::new(Inner {
                 partitioner: PartitionerState::new(
@@ -124,7 +130,7 @@ impl Producer {
                 config,
                 acc,
                 abort,
-                sender: Mutex::new(Some(handle)),
+                sender: sender_done,
             }),
         })
     }
@@ -190,7 +196,9 @@ impl Producer {
                 limit: inner.config.max_request_size,
             });
         }
-        let topic = self.topic_metadata(&record.topic, max_block).await?;
+        let topic = self
+            .topic_metadata(&record.topic, record.partition, max_block)
+            .await?;
         let count = topic.partitions.len() as i32;
         let partition = match record.partition {
             Some(p) => p,
@@ -202,6 +210,7 @@ impl Producer {
                 record.topic
             )));
         }
+        let sticky = inner.partitioner.is_sticky(&record);
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         if timestamp < 0 {
             return Err(Error::InvalidArgument(format!(
@@ -228,30 +237,54 @@ impl Producer {
             size,
             delivery,
         );
-        inner.partitioner.on_append(&tp.topic, partition, size);
+        if sticky {
+            inner.partitioner.on_append(&tp.topic, partition, size);
+        }
+        // The sender may have ended between the closed check and the append.
+        inner.acc.fail_queued_if_sender_gone();
         Ok(())
     }
 
-    async fn topic_metadata(&self, topic: &str, wait: Duration) -> Result<Arc<TopicMetadata>> {
+    /// The topic's metadata, waiting (within `wait`) until it is known and, for an explicit
+    /// partition, until the topic has that partition (it may just have been added).
+    async fn topic_metadata(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        wait: Duration,
+    ) -> Result<Arc<TopicMetadata>> {
         let cluster = &self.inner.cluster;
+        let has_partition =
+            |t: &TopicMetadata| partition.is_none_or(|p| p < t.partitions.len() as i32);
         if let Some(t) = cluster.metadata().topic(topic) {
-            if !t.partitions.is_empty() {
+            if !t.partitions.is_empty() && has_partition(t) {
                 return Ok(t.clone());
             }
         }
         cluster.track([topic.to_owned()]);
-        cluster.topic(topic, wait).await.map_err(|e| match e {
-            Error::UnknownTopicOrPartition { .. } => Error::Timeout {
+        match cluster.topic_where(topic, wait, has_partition).await {
+            Err(Error::UnknownTopicOrPartition { .. }) => Err(Error::Timeout {
                 what: format!("waiting for topic {topic} to appear in metadata (max.block.ms)"),
                 after: wait,
-            },
+            }),
+            // The topic exists but never grew the partition asked for.
+            Err(e) if e.is_timeout() && partition.is_some() => {
+                match cluster.metadata().topic(topic) {
+                    Some(t) => Err(Error::InvalidArgument(format!(
+                        "partition {} of topic {topic} is not in 0..{}",
+                        partition.unwrap_or_default(),
+                        t.partitions.len()
+                    ))),
+                    None => Err(e),
+                }
+            }
             other => other,
-        })
+        }
     }
 
     /// Metadata of a topic's partitions, as the producer sees them.
     pub async fn partitions_for(&self, topic: &str) -> Result<Arc<TopicMetadata>> {
-        self.topic_metadata(topic, self.inner.config.max_block)
+        self.topic_metadata(topic, None, self.inner.config.max_block)
             .await
     }
 
@@ -277,20 +310,14 @@ impl Producer {
     /// delivered in the background.
     pub async fn close(&self, timeout: Duration) {
         self.inner.acc.close();
-        let handle = self
-            .inner
-            .sender
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let Some(mut handle) = handle else { return };
-        if tokio::time::timeout(timeout, &mut handle).await.is_err() {
+        let done = self.inner.sender.clone();
+        if tokio::time::timeout(timeout, done.clone()).await.is_err() {
             tracing::warn!(
                 ?timeout,
                 "producer close timed out; failing undelivered records"
             );
             self.inner.abort.notify_one();
-            let _ = handle.await;
+            done.await;
         }
         self.inner.cluster.close();
     }

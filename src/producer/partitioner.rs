@@ -95,6 +95,14 @@ impl PartitionerState {
         }
     }
 
+    /// Whether the sticky partitioner places this record (keyless, or keys ignored), so its
+    /// bytes count towards switching partitions.
+    pub(crate) fn is_sticky(&self, record: &ProducerRecord) -> bool {
+        matches!(self.kind, PartitionerKind::Default)
+            && record.partition.is_none()
+            && (record.key.is_none() || self.ignore_keys)
+    }
+
     /// The partition for a record without an explicit one.
     pub(crate) fn choose(&self, record: &ProducerRecord, topic: &TopicMetadata) -> i32 {
         let count = topic.partitions.len() as i32;
@@ -108,12 +116,10 @@ impl PartitionerState {
         }
     }
 
-    /// Counts `bytes` appended to `partition`; the keyless sticky partition moves on once
-    /// `batch.size` bytes went to it.
+    /// Counts `bytes` of a record the sticky partitioner placed (see
+    /// [`is_sticky`](Self::is_sticky)) on `partition`; it moves on once `batch.size` bytes
+    /// went there. Keyed and explicitly placed records do not count, as in Java.
     pub(crate) fn on_append(&self, topic: &str, partition: i32, bytes: usize) {
-        if !matches!(self.kind, PartitionerKind::Default) {
-            return;
-        }
         let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = sticky.get_mut(topic) {
             if s.partition == partition {

@@ -110,7 +110,14 @@ impl Delivery {
                 // The user may have dropped the future: fire and forget is allowed.
                 let _ = tx.send(result);
             }
-            Delivery::Callback(cb) => cb(result),
+            Delivery::Callback(cb) => {
+                // A panicking callback must not take the sender task (and every other
+                // record's outcome) down with it.
+                let call = std::panic::AssertUnwindSafe(move || cb(result));
+                if std::panic::catch_unwind(call).is_err() {
+                    tracing::error!("a producer delivery callback panicked");
+                }
+            }
         }
     }
 }

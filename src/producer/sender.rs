@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use crate::cluster::{Cluster, ConnClass};
 use crate::config::Backoff;
 use crate::error::{Error, ErrorContext, KafkaCode, Result};
+use crate::types::TopicPartition;
 
 use super::accumulator::{lock, Accumulator};
 use super::batch::ProducerBatch;
@@ -50,6 +51,8 @@ pub(crate) struct Sender {
     requests: FuturesUnordered<BoxFuture<'static, Response>>,
     in_flight: HashMap<u64, InFlight>,
     per_broker: HashMap<i32, usize>,
+    /// Requests in flight per partition, and the broker they went to.
+    partition_in_flight: HashMap<TopicPartition, (i32, usize)>,
     next_request: u64,
     /// Rotates the scan start so no partition is always drained first.
     scan_offset: usize,
@@ -76,6 +79,7 @@ impl Sender {
             requests: FuturesUnordered::new(),
             in_flight: HashMap::new(),
             per_broker: HashMap::new(),
+            partition_in_flight: HashMap::new(),
             next_request: 0,
             scan_offset: 0,
             init_retry_at: None,
@@ -97,7 +101,18 @@ impl Sender {
             let now = Instant::now();
             self.expire(now);
             let mut wake = now + Duration::from_secs(3600);
-            if self.ensure_producer_id(now).await {
+            // InitProducerId can take up to request.timeout.ms: close's deadline still holds.
+            let has_id = tokio::select! {
+                has_id = self.ensure_producer_id(now) => Some(has_id),
+                _ = abort.notified() => None,
+            };
+            let Some(has_id) = has_id else {
+                self.fail_everything(&Error::Closed(
+                    "the producer was closed before this record was delivered".into(),
+                ));
+                return;
+            };
+            if has_id {
                 wake = wake.min(self.drain(now));
             } else if let Some(at) = self.init_retry_at {
                 wake = wake.min(at);
@@ -184,7 +199,11 @@ impl Sender {
         for (tp, queue) in self.acc.all_queues().iter() {
             let expired: Vec<ProducerBatch> = {
                 let mut q = lock(queue);
-                if !q.iter().any(|b| now.duration_since(b.created) >= limit) {
+                // Batches sit in creation order (retries go back in order), so the head is
+                // the oldest: when it has time left, all do.
+                if q.front()
+                    .is_none_or(|b| now.duration_since(b.created) < limit)
+                {
                     continue;
                 }
                 let (old, keep): (VecDeque<_>, VecDeque<_>) = q
@@ -217,6 +236,8 @@ impl Sender {
         let start = self.scan_offset % queues.len().max(1);
         self.scan_offset = self.scan_offset.wrapping_add(1);
         let mut missing_leader = false;
+        // Leaders with another ready batch behind one just drained.
+        let mut more_ready = Vec::new();
         for (tp, queue) in queues[start..].iter().chain(queues[..start].iter()) {
             let mut q = lock(queue);
             let Some(head) = q.front() else { continue };
@@ -235,6 +256,15 @@ impl Sender {
                 wake = wake.min(now + self.config.client.retry_backoff);
                 continue;
             };
+            if let Some(&(broker, n)) = self.partition_in_flight.get(tp) {
+                // Order across a leader change: nothing new goes to the new leader while
+                // the old one may still write this partition's earlier batches. With one
+                // request in flight (Java's recipe for order without idempotence) the
+                // partition waits for its answer.
+                if n > 0 && (broker != leader || self.config.max_in_flight == 1) {
+                    continue;
+                }
+            }
             let (batches, bytes) = by_broker.entry(leader).or_default();
             if batches.is_empty()
                 && self.per_broker.get(&leader).copied().unwrap_or(0) >= self.config.max_in_flight
@@ -264,6 +294,11 @@ impl Sender {
             let Some(mut batch) = q.pop_front() else {
                 continue;
             };
+            if q.front()
+                .is_some_and(|h| self.acc.ready_at(h, q.len() > 1) <= now)
+            {
+                more_ready.push(leader);
+            }
             drop(q);
             if let Some(idem) = &mut self.idempotence {
                 idem.assign(&mut batch);
@@ -278,6 +313,13 @@ impl Sender {
             if !batches.is_empty() {
                 self.send(broker, batches);
             }
+        }
+        // Drain again at once while those leaders can take another request, rather than one
+        // batch per partition per round trip.
+        let capacity =
+            |b: &i32| self.per_broker.get(b).copied().unwrap_or(0) < self.config.max_in_flight;
+        if more_ready.iter().any(capacity) {
+            wake = now;
         }
         wake
     }
@@ -296,6 +338,11 @@ impl Sender {
                     );
                     batch.attempts += 1;
                     batch.retry_at = None;
+                    let entry = self
+                        .partition_in_flight
+                        .entry(batch.tp.clone())
+                        .or_insert((broker, 0));
+                    *entry = (broker, entry.1 + 1);
                     if let Some(idem) = &mut self.idempotence {
                         idem.sent(&batch.tp);
                     }
@@ -363,9 +410,15 @@ impl Sender {
         if let Some(n) = self.per_broker.get_mut(&broker) {
             *n = n.saturating_sub(1);
         }
-        if let Some(idem) = &mut self.idempotence {
-            for b in &batches {
+        for b in &batches {
+            if let Some(idem) = &mut self.idempotence {
                 idem.answered(&b.tp);
+            }
+            if let Some(entry) = self.partition_in_flight.get_mut(&b.tp) {
+                entry.1 = entry.1.saturating_sub(1);
+                if entry.1 == 0 {
+                    self.partition_in_flight.remove(&b.tp);
+                }
             }
         }
         let response = match result {
