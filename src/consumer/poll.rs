@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use futures::Stream;
+use futures::stream::BoxStream;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::Receiver;
 use tokio::time::{sleep_until, Instant};
@@ -53,14 +53,17 @@ impl Consumer {
         self.next_records(max, None, true).await
     }
 
-    /// The records as a [`Stream`], one at a time. The stream yields the first error and then
+    /// The records as a [`Stream`](futures::Stream), one at a time. The stream yields the first error and then
     /// ends: inspect it, act (seek, for instance), and call `stream()` again to go on.
     ///
     /// Asking for the next record marks the previous ones as processed for auto-commit, at
     /// the latest every `max.poll.records` records, so the stream keeps the at-least-once
     /// guarantee of `poll`. Dropping the stream loses no records.
-    pub fn stream(&mut self) -> impl Stream<Item = Result<ConsumerRecord>> + Send + '_ {
-        futures::stream::unfold(Some(self), |state| async move {
+    ///
+    /// The stream is boxed (one allocation per call), so it is `Unpin` and `next()` works on
+    /// it directly.
+    pub fn stream(&mut self) -> BoxStream<'_, Result<ConsumerRecord>> {
+        Box::pin(futures::stream::unfold(Some(self), |state| async move {
             let consumer = state?;
             let mark =
                 consumer.since_mark >= consumer.config.max_poll_records || consumer.drain.is_none();
@@ -71,7 +74,7 @@ impl Consumer {
                 }
                 Err(e) => Some((Err(e), None)),
             }
-        })
+        }))
     }
 
     /// The read behind `poll`, `recv` and the stream: `deadline` `None` waits until at least
