@@ -51,6 +51,9 @@ use crate::types::TopicPartition;
 /// spinning.
 const MIN_WAKE: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// The most requests (commits, offset fetches, group requests) the task has in flight.
+const MAX_IN_FLIGHT: usize = 64;
+
 /// Java's `MemberState`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MemberState {
@@ -218,7 +221,10 @@ impl ClassicGroup {
                     _ => None,
                 };
                 tokio::select! {
-                    command = self.commands.recv() => match command {
+                    // Commands wait in their bounded queue while many requests are in flight
+                    // (a commit_async loop against a slow coordinator), so neither grows
+                    // without limit.
+                    command = self.commands.recv(), if self.in_flight.len() < MAX_IN_FLIGHT => match command {
                         Some(c) => self.on_command(c),
                         None => return,
                     },
