@@ -327,3 +327,17 @@ impl Consumer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A consumer moves into spawned tasks, and listeners hold `&Consumer` across awaits.
+    #[test]
+    fn consumer_is_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Consumer>();
+        send::<ConsumerBuilder>();
+    }
+}
