@@ -12,12 +12,17 @@
 //! differ from Java's (`queue.buffering.max.kbytes` for `buffer.memory`); librdkafka rejects
 //! what it does not know.
 //!
-//! How it drives librdkafka, as its own `rdkafka_performance` does: one thread sends
-//! (`rd_kafka_producev` with a copied payload) and serves delivery reports with a
-//! non-blocking poll after each send; when the queue is full, and while throttled, it waits
-//! in `poll` so that reports are still served at once. Latency runs from just before the send
-//! to the delivery report, timed in microseconds; the rest (sampling, percentiles, rates,
-//! throttling, payloads) is the code of `examples/producer_perf.rs`.
+//! How it drives librdkafka: the main thread sends (`rd_kafka_producev` with a copied
+//! payload) and the rdkafka crate's `ThreadedProducer` serves delivery reports on its own
+//! polling thread, as the Java client runs callbacks on its I/O thread, so that reports are
+//! timed when they arrive even while the sender sleeps. When librdkafka's queue is full
+//! (`queue.buffering.max.kbytes`, Java's `buffer.memory`) the sender sleeps 1 ms and retries,
+//! where Java's `send` would block until space frees. (Waiting in `BaseProducer::poll`
+//! instead would spin: the crate's poll loops until its deadline and rounds the remaining
+//! wait down to whole milliseconds, so sub-millisecond waits poll without blocking.)
+//! Latency runs from just before the send to the delivery report, timed in microseconds; the
+//! rest (sampling, percentiles, rates, throttling, payloads) is the code of
+//! `examples/producer_perf.rs`.
 //!
 //! Exit status: 0 when every record was acknowledged, 1 when any failed or the producer could
 //! not start, 2 for bad flags.
@@ -28,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use rdkafka_perf::{key_value, number, Payloads, Stats, Throttler};
 
@@ -133,7 +138,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     }))
 }
 
-/// Delivery reports land here, on the thread that polls (the sending thread).
+/// Delivery reports land here, on the producer's polling thread.
 struct Context {
     start: Instant,
     record_size: usize,
@@ -203,7 +208,7 @@ fn run(args: Args) -> ExitCode {
         record_size: args.record_size,
         stats: Mutex::new(Stats::new(args.num_records, start)),
     };
-    let producer: BaseProducer<Context> = match config.create_with_context(context) {
+    let producer: ThreadedProducer<Context> = match config.create_with_context(context) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: cannot start a producer on {bootstrap}: {e}");
@@ -230,10 +235,10 @@ fn run(args: Args) -> ExitCode {
             match producer.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // Java's send() blocks here (buffer.memory); wait while serving reports.
-                    // The wait counts in the latency, as in Java and kafka-client.
+                    // Java's send() blocks here (buffer.memory). The wait counts in the
+                    // latency, as in Java and kafka-client.
                     record = back;
-                    producer.poll(Duration::from_millis(1));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => {
                     refused = Some((i, e));
@@ -241,11 +246,10 @@ fn run(args: Args) -> ExitCode {
                 }
             }
         }
-        producer.poll(Duration::ZERO);
         if let Some(throttler) = throttler.as_mut() {
             if throttler.should_throttle(i, sent_at) {
                 if let Some(pause) = throttler.throttle() {
-                    producer.poll(pause);
+                    std::thread::sleep(pause);
                     sent_at = Instant::now();
                 }
             }
@@ -255,10 +259,10 @@ fn run(args: Args) -> ExitCode {
             next_window = sent_at + args.reporting_interval;
         }
     }
-    // librdkafka's flush() would poll in 100 ms steps and stretch the run's end; poll finer.
+    // librdkafka's flush() waits in 100 ms steps and would stretch the run's end; wait finer.
     let flush_deadline = Instant::now() + Duration::from_secs(120);
     while producer.in_flight_count() > 0 && Instant::now() < flush_deadline {
-        producer.poll(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(1));
     }
     let unflushed = producer.in_flight_count();
     let end = Instant::now();
