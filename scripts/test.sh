@@ -32,8 +32,11 @@ echo "== single node =="
 export KAFKA_BOOTSTRAP="127.0.0.1:$port"
 "${kafka[@]}" start >/dev/null
 # Integration tests are heavy against one broker on two cores: few at a time.
-cargo test --all-targets -- --test-threads="${TEST_THREADS:-2}"
+cargo test --lib --bins --tests --examples -- --test-threads="${TEST_THREADS:-2}"
 cargo test --doc
+# Benchmarks run once each in test mode, to keep them working (criterion takes no
+# test-harness flags); speed is measured with `cargo bench` and benches/compare.sh.
+cargo test --benches
 
 if [[ "$quick" == true ]]; then
     exit 0
