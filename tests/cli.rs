@@ -180,3 +180,108 @@ async fn bad_arguments_and_unreachable_brokers_have_distinct_exit_codes() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn records_produced_by_the_cli_come_back_from_consume_with_keys_partitions_offsets() {
+    let admin = common::admin().await;
+    let topic = common::new_topic(&admin, "cli-roundtrip", 2).await;
+    let out = cli(
+        &["produce", &topic, "--key-separator", "=", "--header", "h=v"],
+        "alpha=1\nbeta=2\ngamma=3\ndelta=4\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // stderr reports where each line went: "line N: topic-P@O".
+    let placed: Vec<String> = text(&out.stderr)
+        .lines()
+        .filter_map(|l| l.split_once(": ").map(|(_, at)| at.to_owned()))
+        .filter(|at| at.starts_with(&topic))
+        .collect();
+    assert_eq!(placed.len(), 4, "{}", text(&out.stderr));
+
+    let out = cli(
+        &[
+            "consume",
+            &topic,
+            "--from",
+            "beginning",
+            "--count",
+            "4",
+            "--format",
+            "%t-%p@%o %k=%v %h\\n",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut consumed: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    consumed.sort();
+    let mut expected: Vec<String> = placed
+        .iter()
+        .zip(["alpha=1", "beta=2", "gamma=3", "delta=4"])
+        .map(|(at, kv)| format!("{at} {kv} h=v"))
+        .collect();
+    expected.sort();
+    assert_eq!(consumed, expected);
+
+    // Keys go where the Java client would put them.
+    for (at, key) in placed.iter().zip(["alpha", "beta", "gamma", "delta"]) {
+        let partition: i32 = at[topic.len() + 1..]
+            .split('@')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            partition,
+            kafka_client::producer::partition_for_key(key.as_bytes(), 2),
+            "{key}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_group_consumer_commits_and_groups_describe_shows_offsets_and_lag() {
+    let admin = common::admin().await;
+    let topic = common::new_topic(&admin, "cli-group", 1).await;
+    let group = common::unique_topic("cli-group-g");
+    let out = cli(&["produce", &topic], "1\n2\n3\n4\n5\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = cli(
+        &[
+            "consume",
+            &topic,
+            "--group",
+            &group,
+            "--from",
+            "beginning",
+            "--count",
+            "3",
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1\n2\n3\n");
+
+    let out = cli(&["groups", "describe", &group], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains(&format!("Group: {group}")), "{stdout}");
+    // Three records were printed and committed; two remain.
+    assert!(
+        stdout.contains(&format!("\t{topic}-0\t3\t5\t2\t")),
+        "{stdout}"
+    );
+
+    let out = cli(&["groups", "list"], "");
+    assert!(
+        text(&out.stdout)
+            .lines()
+            .any(|l| l.starts_with(&format!("{group}\t"))),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // The group resumes after what it committed.
+    let out = cli(&["consume", &topic, "--group", &group, "--count", "2"], "");
+    assert_eq!(text(&out.stdout), "4\n5\n");
+}

@@ -17,6 +17,14 @@ Commands:
                 [--compression none|gzip|snappy|lz4|zstd]
       Sends one record per line of stdin (or F); waits for every delivery; exits 1 if
       any record failed.
+  consume TOPIC [--group G] [--from beginning|end|OFFSET|@TIMESTAMP_MS] [--count N]
+                [--format FMT] [--timeout-ms MS]
+      Prints records. Without --group it reads every partition (from the beginning unless
+      --from says otherwise); with --group it joins the group and commits what it printed.
+      FMT: %t topic, %p partition, %o offset, %k key, %v value, %T timestamp, %h headers,
+      \\n, \\t (default '%v\\n'). Stops after N records, or MS without a record.
+  groups list
+  groups describe GROUP     members, assignments, committed offsets and lag
   topics list
   topics describe [TOPIC...]
   topics create TOPIC [--partitions N] [--replication-factor R] [--config k=v]...

@@ -1,13 +1,18 @@
-//! A command-line tool over kafka-client: produce records, manage topics.
+//! A command-line tool over kafka-client: produce and consume records, manage topics, look
+//! at consumer groups.
 //!
 //! ```text
 //! cargo run --example cli -- topics create orders --partitions 6
 //! printf 'k1:hello\nk2:world\n' | cargo run --example cli -- produce orders --key-separator :
+//! cargo run --example cli -- consume orders --from beginning --count 2 --format '%k=%v\n'
+//! cargo run --example cli -- groups describe payments
 //! cargo run --example cli -- topics describe orders
 //! ```
 //! Run it without arguments for the full usage.
 
 mod args;
+mod consume;
+mod groups;
 
 use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
@@ -20,9 +25,9 @@ use kafka_client::producer::{Producer, ProducerRecord};
 use kafka_client::Error;
 
 /// Global options: where the cluster is and extra client properties.
-struct Global {
-    bootstrap: String,
-    props: Vec<(String, String)>,
+pub struct Global {
+    pub bootstrap: String,
+    pub props: Vec<(String, String)>,
 }
 
 #[tokio::main]
@@ -49,7 +54,7 @@ async fn main() {
     std::process::exit(code);
 }
 
-enum Failure {
+pub enum Failure {
     Usage(UsageError),
     Kafka(Error),
     Io(String),
@@ -94,13 +99,15 @@ async fn run(mut args: Args) -> Result<i32, Failure> {
     match command.as_str() {
         "produce" => produce(&global, args).await,
         "topics" => topics(&global, args).await,
+        "consume" => consume::consume(&global, args).await,
+        "groups" => groups::groups(&global, args).await,
         other => Err(UsageError(format!("unknown command {other:?}")).into()),
     }
 }
 
 /// An admin client with the shared properties among `-X` (the others are for producers and
 /// consumers and are ignored here).
-async fn admin(global: &Global) -> Result<Admin, Failure> {
+pub async fn admin(global: &Global) -> Result<Admin, Failure> {
     let mut config = ClientConfig::new(&global.bootstrap);
     for (k, v) in &global.props {
         if let Ok(next) = config.clone().set(k, v) {

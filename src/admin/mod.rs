@@ -1,4 +1,4 @@
-//! A small admin client: topics, cluster description and partition offsets.
+//! A small admin client: topics, cluster description, partition offsets, consumer groups.
 //!
 //! ```no_run
 //! use kafka_client::admin::{Admin, NewTopic};
@@ -12,6 +12,8 @@
 //! }
 //! # Ok(()) }
 //! ```
+
+mod groups;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -29,6 +31,8 @@ use crate::config::{Backoff, ClientConfig};
 use crate::connection::BrokerConnection;
 use crate::error::{Error, ErrorContext, KafkaCode, Result};
 use crate::types::TopicPartition;
+
+pub use groups::{GroupDescription, GroupListing, MemberDescription};
 
 /// A topic to create.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -31,7 +31,7 @@ mod config;
 mod drain;
 mod fetch_session;
 mod fetcher;
-mod group;
+pub(crate) mod group;
 mod listener;
 mod offsets;
 mod poll;

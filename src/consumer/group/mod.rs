@@ -23,7 +23,7 @@
 
 mod classic;
 mod join;
-mod requests;
+pub(crate) mod requests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};

@@ -26,19 +26,19 @@ use crate::consumer::record::OffsetAndMetadata;
 use crate::error::{Error, ErrorContext, KafkaCode, Result};
 use crate::types::TopicPartition;
 
-pub(super) fn str_bytes(s: &str) -> StrBytes {
+pub(crate) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
 }
 
 /// The group's coordinator: its broker id and a connection of the group class.
 #[derive(Clone, Debug)]
-pub(super) struct Coordinator {
-    pub(super) id: i32,
-    pub(super) conn: Arc<BrokerConnection>,
+pub(crate) struct Coordinator {
+    pub(crate) id: i32,
+    pub(crate) conn: Arc<BrokerConnection>,
 }
 
 /// FindCoordinator through any broker, then a connection to the coordinator.
-pub(super) async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<Coordinator> {
+pub(crate) async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<Coordinator> {
     let metadata = cluster.metadata();
     let mut last_error = None;
     let mut found = None;
@@ -177,7 +177,7 @@ pub(super) fn commit_error(resp: &OffsetCommitResponse) -> Option<(KafkaCode, To
 }
 
 /// OffsetFetch of some partitions, asking for stable offsets (KIP-447) where supported.
-pub(super) fn offset_fetch_request(
+pub(crate) fn offset_fetch_request(
     version: i16,
     group: &str,
     partitions: &[TopicPartition],
@@ -186,31 +186,48 @@ pub(super) fn offset_fetch_request(
     for tp in partitions {
         by_topic.entry(&tp.topic).or_default().push(tp.partition);
     }
+    offset_fetch(version, group, Some(by_topic))
+}
+
+/// OffsetFetch of every partition the group has committed offsets for (the admin's view).
+pub(crate) fn offset_fetch_all_request(version: i16, group: &str) -> OffsetFetchRequest {
+    offset_fetch(version, group, None)
+}
+
+fn offset_fetch(
+    version: i16,
+    group: &str,
+    by_topic: Option<BTreeMap<&str, Vec<i32>>>,
+) -> OffsetFetchRequest {
     let mut req = OffsetFetchRequest::default();
     if version >= 8 {
-        let topics = by_topic
-            .into_iter()
-            .map(|(t, ps)| {
-                OffsetFetchRequestTopics::default()
-                    .with_name(TopicName(str_bytes(t)))
-                    .with_partition_indexes(ps)
-            })
-            .collect();
+        let topics = by_topic.map(|by_topic| {
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| {
+                    OffsetFetchRequestTopics::default()
+                        .with_name(TopicName(str_bytes(t)))
+                        .with_partition_indexes(ps)
+                })
+                .collect()
+        });
         req = req.with_groups(vec![OffsetFetchRequestGroup::default()
             .with_group_id(GroupId(str_bytes(group)))
-            .with_topics(Some(topics))]);
+            .with_topics(topics)]);
     } else {
-        let topics = by_topic
-            .into_iter()
-            .map(|(t, ps)| {
-                OffsetFetchRequestTopic::default()
-                    .with_name(TopicName(str_bytes(t)))
-                    .with_partition_indexes(ps)
-            })
-            .collect();
+        let topics = by_topic.map(|by_topic| {
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| {
+                    OffsetFetchRequestTopic::default()
+                        .with_name(TopicName(str_bytes(t)))
+                        .with_partition_indexes(ps)
+                })
+                .collect()
+        });
         req = req
             .with_group_id(GroupId(str_bytes(group)))
-            .with_topics(Some(topics));
+            .with_topics(topics);
     }
     if version >= 7 {
         req = req.with_require_stable(true);
@@ -220,7 +237,7 @@ pub(super) fn offset_fetch_request(
 
 /// Parses an OffsetFetch response: the group-level error, or every partition's offset.
 /// A partition-level error fails the whole answer, as in the Java client.
-pub(super) fn parse_offset_fetch(
+pub(crate) fn parse_offset_fetch(
     version: i16,
     resp: OffsetFetchResponse,
     broker: &str,
