@@ -1,7 +1,7 @@
 //! The cluster as a client sees it: bootstrap, the metadata cache and the connection pool.
 //!
-//! [`Cluster`] is shared by the producer's sender, the consumer's fetcher and coordinator, and
-//! the admin client. It owns one background task that refreshes metadata every
+//! The crate-internal `Cluster` handle is shared by the producer's sender, the consumer's
+//! fetcher and coordinator, and the admin client. It owns one background task that refreshes metadata every
 //! `metadata.max.age.ms`, or soon after someone reports stale metadata (a leader error); the
 //! task ends when the last `Cluster` handle is dropped.
 
