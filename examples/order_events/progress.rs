@@ -129,12 +129,11 @@ pub async fn watch(
         }
         let now = Instant::now();
         let snapshot = sources.snapshot();
-        if snapshot.complete(orders) {
-            return Ok(());
-        }
-        if now.duration_since(last_print) >= Duration::from_secs(1) {
+        let complete = snapshot.complete(orders);
+        // The last line too, so that a run shorter than a second shows one.
+        if complete || now.duration_since(last_print) >= Duration::from_secs(1) {
             let rate = (snapshot.consumed - last_consumed) as f64
-                / now.duration_since(last_print).as_secs_f64();
+                / now.duration_since(last_print).as_secs_f64().max(0.001);
             let line = snapshot.progress_line(now - started, orders, rate.round() as u64);
             println!("{line}");
             (last_print, last_consumed) = (now, snapshot.consumed);
@@ -146,6 +145,9 @@ pub async fn watch(
                 );
                 hinted = true;
             }
+        }
+        if complete {
+            return Ok(());
         }
         if snapshot != last_seen {
             (last_change, last_seen) = (now, snapshot);

@@ -150,7 +150,8 @@ pub fn report(sources: &Sources<'_>, orders: u64, elapsed: Duration) -> bool {
     println!(
         "SUMMARY orders={orders} created={} paid={} failed={} reserved={} deducted={} \
          released={} shipped={} notified={} resent={} duplicates={total_duplicates} \
-         published={} consumed={} elapsed_ms={} records_per_sec={per_second} checks={}",
+         other_runs={} undecodable={} published={} consumed={} elapsed_ms={} \
+         records_per_sec={per_second} checks={}",
         n.created,
         n.paid,
         n.failed,
@@ -160,6 +161,8 @@ pub fn report(sources: &Sources<'_>, orders: u64, elapsed: Duration) -> bool {
         n.shipped,
         n.notified,
         n.resent,
+        n.other_runs,
+        n.undecodable,
         n.published,
         n.consumed,
         elapsed.as_millis(),
