@@ -117,8 +117,13 @@ pub struct Worker {
 impl Worker {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) -> Result<(), BoxError> {
         let result = self.work(&mut stop).await;
+        // Unsubscribing first makes the member leave for good. `close` alone can let the
+        // group task join again right after its LeaveGroup (a consumer bug, to be fixed): the
+        // ghost member would hold up the next run's rebalance for session.timeout.ms.
+        let left = self.consumer.unsubscribe().await;
         let closed = self.consumer.close().await;
         result?;
+        left?;
         Ok(closed?)
     }
 

@@ -112,8 +112,13 @@ impl Member {
             .collect();
         consumer.subscribe(topics)?;
         let result = self.consume(&name, &mut consumer, &mut stop).await;
+        // Unsubscribing first makes the member leave for good. `close` alone can let the
+        // group task join again right after its LeaveGroup (a consumer bug, to be fixed): the
+        // ghost member would hold up the next run's rebalance for session.timeout.ms.
+        let left = consumer.unsubscribe().await;
         let closed = consumer.close().await;
         result?;
+        left?;
         Ok(closed?)
     }
 
