@@ -224,7 +224,14 @@ async fn run(args: Args) -> Result<bool, BoxError> {
     let elapsed = started.elapsed();
 
     // Graceful shutdown: members finish their batch, commit, close their consumers (leaving
-    // the groups); then the producers deliver anything left and close.
+    // the groups); then the producers deliver anything left and close. A second Ctrl-C skips
+    // it (the runtime now handles SIGINT, so it would not end the process by itself).
+    tokio::spawn(async {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("order_events: interrupted again; exiting without a clean shutdown");
+            std::process::exit(130);
+        }
+    });
     let _ = stop.send(true);
     let mut failure = outcome.err();
     while let Some(joined) = tasks.join_next().await {

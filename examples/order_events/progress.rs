@@ -117,6 +117,9 @@ pub async fn watch(
     let (mut last_print, mut last_consumed) = (started, 0);
     let (mut last_change, mut last_seen) = (started, sources.snapshot());
     let mut hinted = false;
+    // Listening from here on, so that a Ctrl-C between two turns of the loop is not missed.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -125,7 +128,7 @@ pub async fn watch(
                 Ok(Err(e)) => return Err(e),
                 Err(e) => return Err(e.into()),
             },
-            _ = tokio::signal::ctrl_c() => return Err("interrupted".into()),
+            _ = &mut interrupted => return Err("interrupted".into()),
         }
         let now = Instant::now();
         let snapshot = sources.snapshot();
@@ -152,7 +155,7 @@ pub async fn watch(
         if snapshot != last_seen {
             (last_change, last_seen) = (now, snapshot);
         } else if now.duration_since(last_change) >= timeout {
-            return Err(format!("nothing moved for {:?}; giving up", timeout).into());
+            return Err(format!("nothing moved for {timeout:?}; giving up").into());
         }
     }
 }
