@@ -6,51 +6,39 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use kafka_client::admin::NewTopic;
 use kafka_client::consumer::{Consumer, OffsetReset};
 use kafka_client::producer::{Producer, ProducerRecord};
 use kafka_client::{ConsumerRecord, TopicPartition};
 
-/// The example binary `cargo test` built next to this test's binary. `cargo test --test demo`
-/// alone does not rebuild examples, so a binary older than its sources fails the test rather
-/// than test old code.
+/// The example's binary, built first. Tests cannot import an example, so they run it as a
+/// process; and `cargo test --all-targets` (or `--examples`) builds examples only as test
+/// harnesses, so the test builds the real binary itself (a no-op when it is up to date), in
+/// the same target directory and profile as this test.
 fn example(name: &str) -> PathBuf {
+    static BUILD: Mutex<()> = Mutex::new(());
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = dir.join("examples").join(name);
-    let rebuild = "run `cargo test` (which builds the examples) or `cargo build --examples` first";
-    let built = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|_| panic!("{} missing: {rebuild}", path.display()));
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let sources = [
-        root.join("src"),
-        root.join("examples").join(name),
-        root.join("examples").join(format!("{name}.rs")),
-    ];
-    if let Some(newer) = sources.iter().find_map(|p| newer_file(p, built)) {
-        panic!(
-            "{} is older than {}: {rebuild}",
-            path.display(),
-            newer.display()
-        );
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let target_dir = profile_dir.parent().unwrap();
+    let mut build = Command::new(option_env!("CARGO").unwrap_or("cargo"));
+    build
+        .args(["build", "--quiet", "--example", name, "--target-dir"])
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|p| p == "release") {
+        build.arg("--release");
     }
-    path
-}
-
-/// A file under `path` (a file or a directory) modified after `than`.
-fn newer_file(path: &Path, than: SystemTime) -> Option<PathBuf> {
-    let meta = std::fs::metadata(path).ok()?;
-    if meta.is_file() {
-        return (meta.modified().ok()? > than).then(|| path.to_owned());
-    }
-    std::fs::read_dir(path)
-        .ok()?
-        .filter_map(|entry| entry.ok())
-        .find_map(|entry| newer_file(&entry.path(), than))
+    let status = {
+        let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        build.status().unwrap()
+    };
+    assert!(status.success(), "cargo build --example {name} failed");
+    profile_dir.join("examples").join(name)
 }
 
 /// Runs an example to its end; returns its exit code, stdout and stderr.
