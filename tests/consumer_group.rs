@@ -759,3 +759,52 @@ async fn unsubscribe_leaves_the_group_at_once_so_the_others_take_over() {
     );
     staying.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_static_member_restarting_within_the_session_timeout_gets_its_partitions_back_without_a_rebalance(
+) {
+    let admin = common::admin().await;
+    let t = topic(&admin, "group-static-restart", 4, &[]).await;
+    let group = group_name("g-static-restart");
+    let member = |instance: &'static str, r: Recorder| {
+        builder(&group)
+            .group_instance_id(instance)
+            .set("partition.assignment.strategy", "range")
+            .rebalance_listener(r)
+            .build()
+    };
+    let (ra, rb) = (Recorder::default(), Recorder::default());
+    let mut a = member("instance-a", ra.clone()).await.unwrap();
+    let mut b = member("instance-b", rb.clone()).await.unwrap();
+    a.subscribe([t.clone()]).unwrap();
+    b.subscribe([t.clone()]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while a.assignment().len() != 2 || b.assignment().len() != 2 {
+        assert!(Instant::now() < deadline, "members did not settle");
+        a.poll(Duration::from_millis(50)).await.unwrap();
+        b.poll(Duration::from_millis(50)).await.unwrap();
+    }
+    let held = a.assignment();
+    let b_generation = b.generation();
+    let b_callbacks = rb.0.lock().unwrap().assigned.len();
+    // A static member's close does not leave the group (as in Java).
+    a.close().await.unwrap();
+    let ra2 = Recorder::default();
+    let mut a2 = member("instance-a", ra2.clone()).await.unwrap();
+    a2.subscribe([t.clone()]).unwrap();
+    poll_until(&mut a2, 30, |c| c.assignment().len() == 2).await;
+    assert_eq!(
+        a2.assignment(),
+        held,
+        "the restarted instance got other partitions"
+    );
+    // The other member saw nothing: same generation, no new callbacks.
+    for _ in 0..10 {
+        b.poll(Duration::from_millis(50)).await.unwrap();
+    }
+    assert_eq!(b.generation(), b_generation);
+    assert_eq!(rb.0.lock().unwrap().assigned.len(), b_callbacks);
+    assert!(rb.0.lock().unwrap().lost.is_empty());
+    a2.close().await.unwrap();
+    b.close().await.unwrap();
+}

@@ -337,6 +337,25 @@ mod tests {
     }
 
     #[test]
+    fn uncompressed_keys_and_values_are_slices_of_the_fetched_bytes() {
+        let f = fetch(
+            &[batch(0, &["a", "bb", "ccc"], None, Compression::None)],
+            0,
+            vec![],
+        );
+        let range = f.records.as_ptr() as usize..f.records.as_ptr() as usize + f.records.len();
+        let mut d = Drain::new(f, UNCOMMITTED);
+        while let Some(r) = d.next_record().unwrap() {
+            for b in [r.key.unwrap(), r.value.unwrap()] {
+                assert!(
+                    range.contains(&(b.as_ptr() as usize)),
+                    "copied out of the response"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_corrupt_batch_is_an_error_naming_the_partition() {
         let mut b = BytesMut::from(&batch(0, &["a", "b"], None, Compression::None)[..]);
         let last = b.len() - 1;

@@ -33,6 +33,7 @@ mod fetch_session;
 mod fetcher;
 mod group;
 mod listener;
+mod offsets;
 mod poll;
 mod positions;
 pub(crate) mod protocol;

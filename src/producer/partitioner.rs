@@ -62,6 +62,26 @@ pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
     (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
 }
 
+/// The `n`-th (modulo) partition that has a leader, or of all partitions when none has one,
+/// without allocating.
+fn nth_available(topic: &TopicMetadata, n: u64) -> i32 {
+    let available = topic
+        .partitions
+        .iter()
+        .filter(|p| p.leader.is_some())
+        .count();
+    if available == 0 {
+        return (n % topic.partitions.len().max(1) as u64) as i32;
+    }
+    let index = (n % available as u64) as usize;
+    topic
+        .partitions
+        .iter()
+        .filter(|p| p.leader.is_some())
+        .nth(index)
+        .map_or(0, |p| p.partition)
+}
+
 /// Per-producer partitioner state: sticky partitions and round-robin counters per topic.
 #[derive(Debug)]
 pub(crate) struct PartitionerState {
@@ -152,36 +172,21 @@ impl PartitionerState {
     }
 
     fn random_available(&self, topic: &TopicMetadata) -> i32 {
-        let available: Vec<i32> = topic
-            .partitions
-            .iter()
-            .filter(|p| p.leader.is_some())
-            .map(|p| p.partition)
-            .collect();
-        let r = self.next_random();
-        if available.is_empty() {
-            (r % topic.partitions.len().max(1) as u64) as i32
-        } else {
-            available[(r % available.len() as u64) as usize]
-        }
+        nth_available(topic, self.next_random())
     }
 
     fn round_robin(&self, topic: &TopicMetadata) -> i32 {
-        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        let counter = counters.entry(topic.name.clone()).or_insert(0);
-        let n = *counter;
-        *counter = counter.wrapping_add(1);
-        let available: Vec<i32> = topic
-            .partitions
-            .iter()
-            .filter(|p| p.leader.is_some())
-            .map(|p| p.partition)
-            .collect();
-        if available.is_empty() {
-            (n % topic.partitions.len().max(1) as u32) as i32
-        } else {
-            available[n as usize % available.len()]
-        }
+        let n = {
+            let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+            let counter = match counters.get_mut(&topic.name) {
+                Some(c) => c,
+                None => counters.entry(topic.name.clone()).or_insert(0),
+            };
+            let n = *counter;
+            *counter = counter.wrapping_add(1);
+            n
+        };
+        nth_available(topic, u64::from(n))
     }
 
     /// xorshift64*: statistically fine for spreading partitions, and ours to keep.
