@@ -7,17 +7,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-/// The example binary `cargo test` built next to this test's binary.
 fn cli_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = dir.join("examples").join("cli");
-    assert!(
-        path.exists(),
-        "{} missing: run through `cargo test`, which builds the examples",
-        path.display()
-    );
-    path
+    common::examples::example("cli")
 }
 
 fn cli(args: &[&str], stdin: &str) -> Output {

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: where the broker is, fresh topic names.
 #![allow(dead_code)]
 
+pub mod examples;
 pub mod fetch;
 pub mod java;
 pub mod produce;
