@@ -137,6 +137,10 @@ pub(super) struct ClassicGroup {
     generation: Generation,
     state: MemberState,
     rejoin: Option<String>,
+    /// Set once the application asked to leave (close, unsubscribe): no JoinGroup may follow
+    /// until the subscription changes again, or a closing consumer would rejoin under a new
+    /// member id and linger in the group until its session times out.
+    left: bool,
     needs_join_prepare: bool,
     join_attempts: u32,
     join_after: Instant,
@@ -190,6 +194,7 @@ impl ClassicGroup {
             generation: Generation::none(),
             state: MemberState::Unjoined,
             rejoin: None,
+            left: false,
             needs_join_prepare: true,
             join_attempts: 0,
             join_after: now,
@@ -294,7 +299,8 @@ impl ClassicGroup {
                     self.request_rejoin("partition count of a subscribed topic changed");
                 }
             }
-            let needs_join = self.state == MemberState::Unjoined || self.rejoin.is_some();
+            let needs_join =
+                !self.left && (self.state == MemberState::Unjoined || self.rejoin.is_some());
             if needs_join
                 && matches!(self.phase, Phase::Idle)
                 && self.coordinator.is_some()
@@ -335,7 +341,8 @@ impl ClassicGroup {
         if self.state == MemberState::Stable && self.leader_snapshot.is_some() {
             consider(now + self.config.heartbeat_interval);
         }
-        let needs_join = self.state == MemberState::Unjoined || self.rejoin.is_some();
+        let needs_join =
+            !self.left && (self.state == MemberState::Unjoined || self.rejoin.is_some());
         if subscribed
             && needs_join
             && matches!(self.phase, Phase::Idle)
@@ -355,12 +362,14 @@ impl ClassicGroup {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::SubscriptionChanged => {
+                self.left = false;
                 if let Some(topics) = self.subscribed() {
                     self.cluster.track(topics);
                 }
             }
             Command::Leave { done } => {
                 self.maybe_leave("the consumer is leaving the group", Some(done));
+                self.left = true;
                 self.phase = Phase::Idle;
                 self.joined_topics = None;
                 self.rejoin = None;
