@@ -331,26 +331,44 @@ impl Cluster {
             self.config().reconnect_backoff,
             self.config().reconnect_backoff_max,
         );
+        // Each address's latest failure, so the final error names every one of them even
+        // when the deadline cuts a round short.
+        let mut last: Vec<(String, String)> = self
+            .config()
+            .bootstrap_servers
+            .iter()
+            .map(|a| {
+                (
+                    a.clone(),
+                    format!("{a}: no answer within {limit:?} (socket.connection.setup.timeout.ms)"),
+                )
+            })
+            .collect();
         let mut round = 0;
         loop {
             let attempt =
                 tokio::time::timeout_at(deadline, self.refresh(Topics::Only(Vec::new()))).await;
-            let failures = match attempt {
+            match attempt {
                 Ok(Ok(_)) => return Ok(()),
-                Ok(Err(Error::Bootstrap { failures })) => failures,
+                Ok(Err(Error::Bootstrap { failures })) => {
+                    for failure in failures {
+                        if let Some(slot) = last
+                            .iter_mut()
+                            .find(|(a, _)| failure.starts_with(a.as_str()))
+                        {
+                            slot.1 = failure;
+                        }
+                    }
+                }
                 Ok(Err(e)) => return Err(e),
-                Err(_) => vec![format!(
-                    "no answer within {limit:?} (socket.connection.setup.timeout.ms)"
-                )],
-            };
+                Err(_) => {}
+            }
             round += 1;
             let pause = backoff.delay(round);
             if Instant::now() + pause >= deadline {
-                let mut failures = failures;
-                if failures.is_empty() {
-                    failures = self.config().bootstrap_servers.clone();
-                }
-                return Err(Error::Bootstrap { failures });
+                return Err(Error::Bootstrap {
+                    failures: last.into_iter().map(|(_, f)| f).collect(),
+                });
             }
             tokio::time::sleep(pause).await;
         }
