@@ -6,7 +6,8 @@
 //! - [`consumer`]: consumer groups (classic protocol, Java-compatible assignors, eager and
 //!   cooperative rebalancing, static membership), manual assignment, commits, seeks,
 //!   read_committed, pipelined fetching with KIP-227 fetch sessions.
-//! - [`admin`]: create, delete, list and describe topics; list offsets.
+//! - [`admin`]: create, delete, list and describe topics; list offsets; list and describe
+//!   consumer groups with their committed offsets.
 //! - [`connection`] and [`protocol::records`]: the low layers, public for tools and tests.
 //!
 //! Settings carry the Java client's names and defaults: a builder's `.set("linger.ms", "5")`
@@ -46,7 +47,7 @@
 //!   owns membership (join, sync, heartbeat, commits); the application's `poll` runs
 //!   rebalance callbacks and decodes records lazily. Partition state (positions, pauses) is
 //!   shared between the three behind a short lock.
-//! - [`admin`]: topic and offset management over the cluster layer.
+//! - [`admin`]: topic, offset and consumer-group management over the cluster layer.
 //!
 //! Every public handle is cheap to clone and shares its tasks, except [`Consumer`], which has
 //! one owner (reading records takes `&mut self`; see its docs for why). No lock is held
