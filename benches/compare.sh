@@ -142,6 +142,11 @@ scenario_records() { case "$1" in p1k-lz4) echo "$RECORDS_1K" ;; *) echo "$RECOR
 # fetch.max.wait.ms fetch.wait.max.ms. max.partition.fetch.bytes is --fetch-size for all.
 COMMON_CONSUMER="fetch.min.bytes=1 fetch.max.bytes=52428800 check.crcs=false"
 FETCH_SIZE=1048576
+# librdkafka stops fetching a partition once queued.min.messages (100000) are queued and then
+# waits fetch.queue.backoff.ms (default 1000) before the next fetch. Java and kafka-client
+# fetch again as soon as the buffered data is handed out; 0 gives librdkafka the same
+# behaviour (with the default it read 0.3-0.5 M records/s here, waiting, not computing).
+RDKAFKA_CONSUMER_EXTRA="fetch.queue.backoff.ms=0"
 
 # ---- build ----------------------------------------------------------------------------------
 HAVE_CONSUMER=0
@@ -252,7 +257,8 @@ consumer_cmd() { # CLIENT TOPIC RECORDS GROUP
     # --socket-buffer-size -1: the OS default, as the other two (the tool's default is 2 MiB).
     java) printf '%s\n' "$JAVA" "${JAVA_OPTS[@]}" -cp "$CP" org.apache.kafka.tools.ConsumerPerformance "${common[@]}" \
             "${props[@]}" --command-property fetch.max.wait.ms=500 --socket-buffer-size -1 --group "$group" ;;
-    rdkafka) printf '%s\n' "$RDK_CONSUMER" "${common[@]}" "${props[@]}" --command-property fetch.wait.max.ms=500 ;;
+    rdkafka) printf '%s\n' "$RDK_CONSUMER" "${common[@]}" "${props[@]}" --command-property fetch.wait.max.ms=500 \
+               --command-property "$RDKAFKA_CONSUMER_EXTRA" ;;
   esac
 }
 
@@ -319,7 +325,7 @@ run_consumer_scenario() {
   log "scenario c100: filling $topic with $records records of 100 B (kafka-client's producer, p100-acks1 settings)"
   mapfile -t cmd < <(producer_cmd ours p100-acks1 "$topic" "$records" -1)
   timed c100-fill "${cmd[@]}" || { log "filling $topic failed; see $OUT/raw/c100-fill.err"; return 1; }
-  log "scenario c100: $COMMON_CONSUMER max.partition.fetch.bytes=$FETCH_SIZE fetch.max.wait.ms=500, $records records"
+  log "scenario c100: $COMMON_CONSUMER max.partition.fetch.bytes=$FETCH_SIZE fetch.max.wait.ms=500 (librdkafka also $RDKAFKA_CONSUMER_EXTRA), $records records"
   for rep in warmup $(seq 1 "$REPS"); do
     while read -r client; do
       name="c100-$client-$rep"
