@@ -161,7 +161,9 @@ impl Accumulator {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(id);
-                q.push_back(ProducerBatch::new(id, tp.clone(), builder));
+                // As many records as batch.size holds at this record's size.
+                let records = (self.batch_size / size.max(1)).clamp(1, 4096);
+                q.push_back(ProducerBatch::new(id, tp.clone(), builder, records));
                 wake = true;
             }
             if let Some(batch) = q.back_mut() {
@@ -257,7 +259,10 @@ impl Accumulator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&batch_id);
-        self.completed.notify_waiters();
+        // Only flush waits on this; skip the wake-up when nobody flushes.
+        if self.is_flushing() || self.sender_gone.load(Ordering::Acquire) {
+            self.completed.notify_waiters();
+        }
     }
 
     /// Called when the sender task ends: nothing will complete batches any more, so new

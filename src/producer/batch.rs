@@ -42,14 +42,20 @@ pub(crate) struct ProducerBatch {
 }
 
 impl ProducerBatch {
-    pub(crate) fn new(id: u64, tp: TopicPartition, builder: RecordBatchBuilder) -> Self {
+    /// A batch expecting about `records` records (sizes the delivery list once).
+    pub(crate) fn new(
+        id: u64,
+        tp: TopicPartition,
+        builder: RecordBatchBuilder,
+        records: usize,
+    ) -> Self {
         let size = builder.estimated_size();
         ProducerBatch {
             id,
             tp,
             builder: Some(builder),
             built: None,
-            deliveries: Vec::new(),
+            deliveries: Vec::with_capacity(records),
             created: Instant::now(),
             attempts: 0,
             retry_at: None,

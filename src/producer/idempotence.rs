@@ -257,7 +257,12 @@ mod tests {
     }
 
     fn batch(id: u64, records: usize) -> ProducerBatch {
-        let mut b = ProducerBatch::new(id, tp(), RecordBatchBuilder::new(Compression::None, 1024));
+        let mut b = ProducerBatch::new(
+            id,
+            tp(),
+            RecordBatchBuilder::new(Compression::None, 1024),
+            records,
+        );
         for _ in 0..records {
             let (tx, _rx) = tokio::sync::oneshot::channel();
             b.append(1, None, Some(b"v"), &[], 10, Delivery::Future(tx));
