@@ -453,11 +453,10 @@ async fn fetch(
                     .collect(),
             );
     }
-    if version >= 11 {
-        if let Some(rack) = &config.client_rack {
-            req = req.with_rack_id(StrBytes::from_string(rack.clone()));
-        }
-    }
+    // No rack id in Fetch: with it, a broker using a rack-aware replica selector answers
+    // with an empty response naming a preferred follower (KIP-392), which this fetcher does
+    // not follow yet, so the partition would never get a record. `client.rack` still goes
+    // with the group subscription.
     let timeout = config.client.request_timeout + config.fetch_max_wait;
     let resp = conn.request_at(&req, version, timeout).await?;
     Ok((resp, sessions))
