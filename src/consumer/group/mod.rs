@@ -97,6 +97,9 @@ pub(crate) struct GroupShared {
     /// Wakes the task when the application polls, while it waits for that.
     pub(crate) polled: Notify,
     want_poll: AtomicBool,
+    /// The subscription changed since the task last looked (set even when the command
+    /// queue is full, so a change is never missed).
+    pub(crate) subscription_dirty: AtomicBool,
     /// The application is inside `poll`, waiting for records: that counts as polling.
     waiting: AtomicBool,
     /// An error that ends the membership (fenced static member, authorization...).
@@ -113,6 +116,7 @@ impl GroupShared {
             start: Instant::now(),
             polled: Notify::new(),
             want_poll: AtomicBool::new(false),
+            subscription_dirty: AtomicBool::new(false),
             waiting: AtomicBool::new(false),
             fatal: Mutex::new(None),
             member_id: Mutex::new(String::new()),
@@ -263,7 +267,10 @@ impl GroupClient {
 
     /// Tells the task the subscription changed.
     pub(crate) fn subscription_changed(&self) {
-        // A full queue already holds work that makes the task look at the subscription.
+        self.shared
+            .subscription_dirty
+            .store(true, Ordering::Release);
+        // A full queue already holds work that wakes the task, which then sees the flag.
         let _ = self.commands.try_send(Command::SubscriptionChanged);
     }
 

@@ -254,6 +254,14 @@ impl ClassicGroup {
     /// watchdog, rebalances, auto-commits.
     fn drive(&mut self) {
         let now = Instant::now();
+        if self
+            .shared
+            .subscription_dirty
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            // A new subscription after a leave (unsubscribe, then subscribe) may join again.
+            self.left = false;
+        }
         let subscribed = self.subscribed();
         let wants_coordinator = subscribed.is_some()
             || !self.parked.is_empty()
@@ -362,14 +370,18 @@ impl ClassicGroup {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::SubscriptionChanged => {
-                self.left = false;
                 if let Some(topics) = self.subscribed() {
                     self.cluster.track(topics);
                 }
             }
             Command::Leave { done } => {
                 self.maybe_leave("the consumer is leaving the group", Some(done));
+                // Subscription changes made before the leave are settled by it; only a later
+                // one (subscribe after unsubscribe) may end the `left` state.
                 self.left = true;
+                self.shared
+                    .subscription_dirty
+                    .store(false, std::sync::atomic::Ordering::Release);
                 self.phase = Phase::Idle;
                 self.joined_topics = None;
                 self.rejoin = None;
