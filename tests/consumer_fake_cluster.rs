@@ -63,6 +63,8 @@ struct State {
     coordinator: AtomicI32,
     lookups: AtomicUsize,
     committed: Mutex<Vec<i64>>,
+    /// Answer OffsetFetch with GROUP_AUTHORIZATION_FAILED.
+    deny_offset_fetch: std::sync::atomic::AtomicBool,
 }
 
 impl State {
@@ -85,6 +87,7 @@ async fn start(mode: Mode) -> (Arc<State>, String) {
         coordinator: AtomicI32::new(1),
         lookups: AtomicUsize::new(0),
         committed: Mutex::new(Vec::new()),
+        deny_offset_fetch: std::sync::atomic::AtomicBool::new(false),
     });
     for id in 1..=2 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -217,8 +220,10 @@ async fn serve(id: i32, mut socket: TcpStream, state: Arc<State>) {
                 let partitions = vec![OffsetFetchResponsePartitions::default()
                     .with_partition_index(0)
                     .with_committed_offset(-1)];
+                let denied = state.deny_offset_fetch.load(Ordering::SeqCst);
                 OffsetFetchResponse::default()
                     .with_groups(vec![OffsetFetchResponseGroup::default()
+                        .with_error_code(if denied { 30 } else { 0 }) // GROUP_AUTHORIZATION_FAILED
                         .with_group_id(GroupId(StrBytes::from_static_str("g")))
                         .with_topics(vec![OffsetFetchResponseTopics::default()
                             .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
@@ -453,4 +458,37 @@ async fn a_commit_meeting_not_coordinator_finds_the_new_coordinator_and_succeeds
         state.lookups.load(Ordering::SeqCst) >= 2,
         "the coordinator was not looked up again"
     );
+}
+
+/// A committed-offset look-up that retrying cannot fix (no authorization on the group) is
+/// reported by poll, as Java's poll throws it, instead of being retried in silence forever.
+#[tokio::test]
+async fn a_group_authorization_failure_reading_committed_offsets_reaches_poll() {
+    let (state, bootstrap) = start(Mode::LeaderMoves(6)).await;
+    state.deny_offset_fetch.store(true, Ordering::SeqCst);
+    let mut c = Consumer::builder()
+        .bootstrap_servers(&bootstrap)
+        .group_id("g")
+        .enable_auto_commit(false)
+        .build()
+        .await
+        .unwrap();
+    c.assign([TopicPartition::new(TOPIC, 0)]).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "poll never reported the failure"
+        );
+        match c.poll(Duration::from_millis(200)).await {
+            Ok(records) => assert!(records.is_empty()),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(
+        err.kafka_code(),
+        Some(kafka_client::KafkaCode::GROUP_AUTHORIZATION_FAILED),
+        "{err}"
+    );
+    assert!(err.to_string().contains(TOPIC), "{err}");
 }

@@ -17,7 +17,7 @@ use super::subscription::{Fetchable, Subscriptions};
 use crate::cluster::offsets::{list_offsets, ListedOffset, OffsetSpec};
 use crate::cluster::Cluster;
 use crate::config::Backoff;
-use crate::error::Result;
+use crate::error::{Error, KafkaCode, Result};
 use crate::types::TopicPartition;
 
 /// A finished look-up.
@@ -158,10 +158,21 @@ impl PositionLookups {
                         }
                         true
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading committed offsets failed; retrying");
-                        false
-                    }
+                    Err(e) => match final_code(&e) {
+                        // Retrying cannot help (group authorization, say): the application
+                        // must hear of it from poll, as Java's poll throws it.
+                        Some(code) => {
+                            tracing::warn!(error = %e, "reading committed offsets failed");
+                            for (tp, epoch) in &entries {
+                                subs.fail(tp, *epoch, code);
+                            }
+                            true
+                        }
+                        None => {
+                            tracing::warn!(error = %e, "reading committed offsets failed; retrying");
+                            false
+                        }
+                    },
                 }
             }
             Lookup::Reset { entries, result } => {
@@ -177,10 +188,19 @@ impl PositionLookups {
                         }
                         all
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "looking up reset offsets failed; retrying");
-                        false
-                    }
+                    Err(e) => match final_code(&e) {
+                        Some(code) => {
+                            tracing::warn!(error = %e, "looking up reset offsets failed");
+                            for f in &entries {
+                                subs.fail(&f.tp, f.epoch, code);
+                            }
+                            true
+                        }
+                        None => {
+                            tracing::warn!(error = %e, "looking up reset offsets failed; retrying");
+                            false
+                        }
+                    },
                 }
             }
         };
@@ -192,4 +212,10 @@ impl PositionLookups {
             self.retry_at = Some(Instant::now() + self.retry.delay(self.failures));
         }
     }
+}
+
+/// The Kafka code of an error that retrying will not cure; `None` for retriable ones (lost
+/// connections, timeouts, leader changes, a topic not yet in the metadata).
+fn final_code(e: &Error) -> Option<KafkaCode> {
+    e.kafka_code().filter(|_| !e.is_retriable())
 }
