@@ -9,7 +9,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::compression::Compression;
-use super::varint::{len_prefix_len, put_varint, put_varlong, varint_len, varlong_len};
+use super::varint::{len_prefix_len, varint_len, varlong_len, Scratch};
 use super::{
     i32_at, ATTRIBUTES_OFFSET, CONTROL_MASK, CRC_OFFSET, LENGTH_OFFSET, LOG_OVERHEAD, MAGIC_OFFSET,
     PRODUCER_ID_OFFSET, RECORD_BATCH_OVERHEAD, TRANSACTIONAL_MASK,
@@ -137,18 +137,22 @@ impl RecordBatchBuilder {
         let size = varint_len(body_i32) + body;
         let buf = &mut self.buf;
         buf.reserve(size);
-        put_varint(buf, body_i32);
-        buf.put_u8(0); // record attributes: unused
-        put_varlong(buf, timestamp_delta);
-        put_varint(buf, self.count);
-        put_nullable(buf, key);
-        put_nullable(buf, value);
-        put_len(buf, headers.len());
+        // Fixed fields and length prefixes gather on the stack between payload copies.
+        let mut s = Scratch::new();
+        s.varint(body_i32);
+        s.byte(0); // record attributes: unused
+        s.varlong(timestamp_delta);
+        s.varint(self.count);
+        put_nullable(buf, &mut s, key);
+        put_nullable(buf, &mut s, value);
+        s.varint(len_i32(headers.len()));
         for h in headers {
-            put_len(buf, h.key.len());
+            s.varint(len_i32(h.key.len()));
+            s.flush_into(buf);
             buf.put_slice(h.key.as_bytes());
-            put_nullable(buf, h.value.as_deref());
+            put_nullable(buf, &mut s, h.value.as_deref());
         }
+        s.flush_into(buf);
 
         if self.count == 0 {
             self.base_timestamp = timestamp;
@@ -409,15 +413,17 @@ fn fields_len(key_len: Option<usize>, value_len: Option<usize>, headers: &[Heade
 }
 
 /// A length the caller has already bounded by the record's `i32` body size.
-fn put_len(buf: &mut BytesMut, len: usize) {
-    put_varint(buf, i32::try_from(len).unwrap_or(i32::MAX));
+fn len_i32(len: usize) -> i32 {
+    i32::try_from(len).unwrap_or(i32::MAX)
 }
 
-fn put_nullable(buf: &mut BytesMut, bytes: Option<&[u8]>) {
+/// A nullable field: its length prefix joins the scratch, its bytes go straight to `buf`.
+fn put_nullable(buf: &mut BytesMut, s: &mut Scratch, bytes: Option<&[u8]>) {
     match bytes {
-        None => put_varint(buf, -1),
+        None => s.varint(-1),
         Some(b) => {
-            put_len(buf, b.len());
+            s.varint(len_i32(b.len()));
+            s.flush_into(buf);
             buf.put_slice(b);
         }
     }
