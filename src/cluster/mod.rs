@@ -10,6 +10,7 @@ pub(crate) mod offsets;
 pub(crate) mod pool;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
@@ -51,6 +52,9 @@ struct Inner {
     allow_auto_create: bool,
     pool: Pool,
     metadata: RwLock<Arc<ClusterMetadata>>,
+    /// Bumped after each new metadata snapshot, so callers caching parts of one can tell
+    /// with one atomic load whether theirs is still current.
+    generation: AtomicU64,
     tracked: Mutex<BTreeSet<String>>,
     /// Serializes refreshes; holds when the last one finished.
     refreshing: tokio::sync::Mutex<Option<Instant>>,
@@ -104,6 +108,7 @@ impl Cluster {
                 allow_auto_create,
                 pool,
                 metadata: RwLock::new(Arc::new(ClusterMetadata::default())),
+                generation: AtomicU64::new(0),
                 tracked: Mutex::new(BTreeSet::new()),
                 refreshing: tokio::sync::Mutex::new(None),
                 wake_refresher: Arc::new(Notify::new()),
@@ -129,6 +134,12 @@ impl Cluster {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Changes whenever [`metadata`](Self::metadata) returns a new snapshot. Read it before
+    /// the snapshot: a value cached under it is then never newer than the generation says.
+    pub(crate) fn metadata_generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
     }
 
     /// Adds topics to those refreshed periodically.
@@ -180,6 +191,7 @@ impl Cluster {
             .metadata
             .write()
             .unwrap_or_else(|e| e.into_inner()) = next.clone();
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
         *last = Some(Instant::now());
         Ok(Refreshed {
             metadata: next,

@@ -10,7 +10,7 @@
 //! wait (up to `max.block.ms`) instead of growing memory. Each partition queue has its own
 //! lock, held only to append or pop, never across an `.await`.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -24,6 +24,7 @@ use crate::types::{Header, TopicPartition};
 
 use super::batch::ProducerBatch;
 use super::record::Delivery;
+use super::topic::{Topic, Topics};
 
 pub(crate) type PartitionQueue = Arc<Mutex<VecDeque<ProducerBatch>>>;
 
@@ -32,7 +33,7 @@ pub(crate) struct Accumulator {
     linger: Duration,
     compression: Compression,
     buffer_memory: usize,
-    queues: RwLock<HashMap<String, Vec<PartitionQueue>>>,
+    topics: Topics,
     /// Every queue with its partition, for the sender's scans.
     listing: RwLock<Arc<Vec<(TopicPartition, PartitionQueue)>>>,
     memory: Semaphore,
@@ -67,7 +68,7 @@ impl Accumulator {
             linger,
             compression,
             buffer_memory,
-            queues: RwLock::new(HashMap::new()),
+            topics: Topics::default(),
             listing: RwLock::new(Arc::new(Vec::new())),
             memory: Semaphore::new(buffer_memory.min(Semaphore::MAX_PERMITS)),
             next_batch_id: AtomicU64::new(0),
@@ -82,12 +83,13 @@ impl Accumulator {
         }
     }
 
-    /// Takes `size` bytes of `buffer.memory`, waiting until `deadline`.
+    /// Takes `size` bytes of `buffer.memory`, waiting up to `max_block` from `started` (the
+    /// start of `send`'s first wait; now when it has not waited yet).
     pub(crate) async fn reserve(
         &self,
         topic: &str,
         size: usize,
-        deadline: Instant,
+        started: Option<Instant>,
         max_block: Duration,
     ) -> Result<()> {
         if size > self.buffer_memory {
@@ -109,6 +111,7 @@ impl Accumulator {
             permit.forget();
             return Ok(());
         }
+        let deadline = started.unwrap_or_else(Instant::now) + max_block;
         match tokio::time::timeout_at(deadline, self.memory.acquire_many(permits)).await {
             Ok(Ok(permit)) => {
                 permit.forget();
@@ -132,11 +135,18 @@ impl Accumulator {
         }
     }
 
-    /// Appends a record whose `buffer.memory` is already reserved.
+    /// The topic's handle, created on first use.
+    pub(crate) fn topic(&self, name: &str) -> Arc<Topic> {
+        self.topics.get_or_add(name)
+    }
+
+    /// Appends a record whose `buffer.memory` is already reserved to `partition` of
+    /// `topic`, which has `partitions` partitions.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn append(
         &self,
-        tp: &TopicPartition,
+        topic: &Topic,
+        partition: i32,
         partitions: usize,
         timestamp: i64,
         key: Option<&[u8]>,
@@ -145,10 +155,22 @@ impl Accumulator {
         size: usize,
         delivery: Delivery,
     ) {
-        let queue = self.queue(&tp.topic, tp.partition, partitions);
+        let index = usize::try_from(partition).unwrap_or(0);
+        let mut queues = topic.queues();
+        if queues.len() <= index {
+            drop(queues);
+            self.grow(topic, partitions.max(index + 1));
+            queues = topic.queues();
+        }
+        let Some(queue) = queues.get(index) else {
+            return delivery.complete(Err(Error::InvalidArgument(format!(
+                "partition {partition} of topic {} has no queue",
+                topic.name
+            ))));
+        };
         let mut wake = false;
         {
-            let mut q = lock(&queue);
+            let mut q = lock(queue);
             let fits = q.back().is_some_and(|b| b.fits(size, self.batch_size));
             if !fits {
                 if let Some(last) = q.back_mut() {
@@ -163,7 +185,8 @@ impl Accumulator {
                     .insert(id);
                 // As many records as batch.size holds at this record's size.
                 let records = (self.batch_size / size.max(1)).clamp(1, 4096);
-                q.push_back(ProducerBatch::new(id, tp.clone(), builder, records));
+                let tp = TopicPartition::new(topic.name.clone(), partition);
+                q.push_back(ProducerBatch::new(id, tp, builder, records));
                 wake = true;
             }
             if let Some(batch) = q.back_mut() {
@@ -179,41 +202,39 @@ impl Accumulator {
         }
     }
 
-    /// The queue of a partition, creating it (and growing the topic's list) as needed.
-    fn queue(&self, topic: &str, partition: i32, partitions: usize) -> PartitionQueue {
-        let index = usize::try_from(partition).unwrap_or(0);
-        if let Some(q) = self
-            .queues
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(topic)
-            .and_then(|qs| qs.get(index))
-        {
-            return q.clone();
+    /// Adds queues to `topic` until it has `len`, and lists them for the sender before any
+    /// other `send` can append to them (the listing's lock serializes growth), so a batch
+    /// never sits in a queue the sender does not scan.
+    fn grow(&self, topic: &Topic, len: usize) {
+        let mut listing = self.listing.write().unwrap_or_else(|e| e.into_inner());
+        if !topic.grow(len) {
+            return;
         }
-        let mut queues = self.queues.write().unwrap_or_else(|e| e.into_inner());
-        let list = queues.entry(topic.to_owned()).or_default();
-        let wanted = partitions.max(index + 1);
-        while list.len() < wanted {
-            list.push(Arc::new(Mutex::new(VecDeque::new())));
-        }
-        let queue = list[index].clone();
-        // Queues are only ever added: rebuild the sender's list now, not on every scan.
-        let listing: Vec<(TopicPartition, PartitionQueue)> = queues
+        let all: Vec<(TopicPartition, PartitionQueue)> = self
+            .topics
+            .all()
             .iter()
-            .flat_map(|(topic, list)| {
-                list.iter()
+            .flat_map(|topic| {
+                let queues = topic.queues();
+                queues
+                    .iter()
                     .enumerate()
-                    .map(move |(p, q)| (TopicPartition::new(topic.clone(), p as i32), q.clone()))
+                    .map(|(p, q)| (TopicPartition::new(topic.name.clone(), p as i32), q.clone()))
+                    .collect::<Vec<_>>()
             })
             .collect();
-        *self.listing.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(listing);
-        queue
+        *listing = Arc::new(all);
     }
 
     /// The queue of a partition the sender already knows (for putting a batch back).
     pub(crate) fn queue_of(&self, tp: &TopicPartition) -> PartitionQueue {
-        self.queue(&tp.topic, tp.partition, 0)
+        let topic = self.topic(&tp.topic);
+        let index = usize::try_from(tp.partition).unwrap_or(0);
+        if topic.queues().len() <= index {
+            self.grow(&topic, index + 1);
+        }
+        let queues = topic.queues();
+        queues[index].clone()
     }
 
     /// Records an error after which the producer cannot go on (`send` reports it).

@@ -36,6 +36,7 @@ mod idempotence;
 mod partitioner;
 mod record;
 mod sender;
+mod topic;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -47,7 +48,6 @@ use tokio::time::Instant;
 use crate::cluster::{Cluster, TopicMetadata};
 use crate::error::{Error, Result};
 use crate::protocol::records::{RecordBatchBuilder, RECORD_BATCH_OVERHEAD as BATCH_OVERHEAD};
-use crate::types::TopicPartition;
 
 pub use crate::protocol::records::Compression;
 pub use config::{Acks, ProducerBuilder, ProducerConfig};
@@ -182,7 +182,6 @@ impl Producer {
             return Err(Error::InvalidArgument("a record needs a topic".into()));
         }
         let max_block = inner.config.max_block;
-        let deadline = Instant::now() + max_block;
         let size = RecordBatchBuilder::record_size_upper_bound(
             record.key.as_ref().map_or(0, |k| k.len()),
             record.value.as_ref().map_or(0, |v| v.len()),
@@ -196,13 +195,31 @@ impl Producer {
                 limit: inner.config.max_request_size,
             });
         }
-        let topic = self
-            .topic_metadata(&record.topic, record.partition, max_block)
-            .await?;
-        let count = topic.partitions.len() as i32;
+        // One look-up of the name per record; the handle carries the rest.
+        let topic = inner.acc.topic(&record.topic);
+        // `max.block.ms` covers the metadata wait and the buffer wait together; the clock
+        // is read only when one of them has to wait.
+        let mut started = None;
+        let wanted = |t: &TopicMetadata| {
+            !t.partitions.is_empty()
+                && record
+                    .partition
+                    .is_none_or(|p| p < t.partitions.len() as i32)
+        };
+        let metadata = match topic.metadata(&inner.cluster).filter(|t| wanted(t)) {
+            Some(t) => t,
+            None => {
+                started = Some(Instant::now());
+                self.wait_for_topic(&record.topic, record.partition, max_block)
+                    .await?
+            }
+        };
+        let count = metadata.partitions.len() as i32;
         let partition = match record.partition {
             Some(p) => p,
-            None => inner.partitioner.choose(&record, &topic),
+            None => inner
+                .partitioner
+                .choose(&record, &metadata, &topic.partitioning),
         };
         if partition < 0 || partition >= count {
             return Err(Error::InvalidArgument(format!(
@@ -220,15 +237,15 @@ impl Producer {
         }
         inner
             .acc
-            .reserve(&record.topic, size, deadline, max_block)
+            .reserve(&record.topic, size, started, max_block)
             .await?;
         if inner.acc.is_closed() {
             inner.acc.release(size);
             return Err(Error::Closed("the producer is closed".into()));
         }
-        let tp = TopicPartition::new(record.topic, partition);
         inner.acc.append(
-            &tp,
+            &topic,
+            partition,
             count as usize,
             timestamp,
             record.key.as_deref(),
@@ -238,7 +255,9 @@ impl Producer {
             delivery,
         );
         if sticky {
-            inner.partitioner.on_append(&tp.topic, partition, size);
+            inner
+                .partitioner
+                .on_append(&topic.partitioning, partition, size);
         }
         // The sender may have ended between the closed check and the append.
         inner.acc.fail_queued_if_sender_gone();
@@ -247,7 +266,7 @@ impl Producer {
 
     /// The topic's metadata, waiting (within `wait`) until it is known and, for an explicit
     /// partition, until the topic has that partition (it may just have been added).
-    async fn topic_metadata(
+    async fn wait_for_topic(
         &self,
         topic: &str,
         partition: Option<i32>,
@@ -284,7 +303,7 @@ impl Producer {
 
     /// Metadata of a topic's partitions, as the producer sees them.
     pub async fn partitions_for(&self, topic: &str) -> Result<Arc<TopicMetadata>> {
-        self.topic_metadata(topic, None, self.inner.config.max_block)
+        self.wait_for_topic(topic, None, self.inner.config.max_block)
             .await
     }
 

@@ -7,9 +7,8 @@
 //! another chosen at random among the partitions that have a leader (KIP-794's uniform
 //! sticky partitioner, without the adaptive weighting by queue size).
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::cluster::TopicMetadata;
@@ -82,19 +81,38 @@ fn nth_available(topic: &TopicMetadata, n: u64) -> i32 {
         .map_or(0, |p| p.partition)
 }
 
-/// Per-producer partitioner state: sticky partitions and round-robin counters per topic.
+/// Per-producer partitioner settings and random state; what changes per topic lives in the
+/// topic's [`TopicPartitioning`].
 #[derive(Debug)]
 pub(crate) struct PartitionerState {
     kind: PartitionerKind,
     ignore_keys: bool,
     batch_size: usize,
-    sticky: Mutex<HashMap<String, Sticky>>,
-    counters: Mutex<HashMap<String, u32>>,
     rng: AtomicU64,
+}
+
+/// One topic's partitioner state: its sticky partition and its round-robin counter.
+#[derive(Debug)]
+pub(crate) struct TopicPartitioning {
+    sticky: Mutex<Sticky>,
+    round_robin: AtomicU32,
+}
+
+impl Default for TopicPartitioning {
+    fn default() -> Self {
+        TopicPartitioning {
+            sticky: Mutex::new(Sticky {
+                partition: -1,
+                bytes: 0,
+            }),
+            round_robin: AtomicU32::new(0),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Sticky {
+    /// -1 until chosen, and again once `batch.size` bytes went to it.
     partition: i32,
     bytes: usize,
 }
@@ -109,8 +127,6 @@ impl PartitionerState {
             kind,
             ignore_keys,
             batch_size,
-            sticky: Mutex::new(HashMap::new()),
-            counters: Mutex::new(HashMap::new()),
             rng: AtomicU64::new(seed | 1),
         }
     }
@@ -123,15 +139,23 @@ impl PartitionerState {
             && (record.key.is_none() || self.ignore_keys)
     }
 
-    /// The partition for a record without an explicit one.
-    pub(crate) fn choose(&self, record: &ProducerRecord, topic: &TopicMetadata) -> i32 {
+    /// The partition for a record without an explicit one; `state` is its topic's.
+    pub(crate) fn choose(
+        &self,
+        record: &ProducerRecord,
+        topic: &TopicMetadata,
+        state: &TopicPartitioning,
+    ) -> i32 {
         let count = topic.partitions.len() as i32;
         match &self.kind {
             PartitionerKind::Custom(p) => p.partition(record, topic),
-            PartitionerKind::RoundRobin => self.round_robin(topic),
+            PartitionerKind::RoundRobin => {
+                let n = state.round_robin.fetch_add(1, Ordering::Relaxed);
+                nth_available(topic, u64::from(n))
+            }
             PartitionerKind::Default => match &record.key {
                 Some(key) if !self.ignore_keys => partition_for_key(key, count),
-                _ => self.sticky_partition(topic),
+                _ => self.sticky_partition(topic, state),
             },
         }
     }
@@ -139,54 +163,29 @@ impl PartitionerState {
     /// Counts `bytes` of a record the sticky partitioner placed (see
     /// [`is_sticky`](Self::is_sticky)) on `partition`; it moves on once `batch.size` bytes
     /// went there. Keyed and explicitly placed records do not count, as in Java.
-    pub(crate) fn on_append(&self, topic: &str, partition: i32, bytes: usize) {
-        let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = sticky.get_mut(topic) {
-            if s.partition == partition {
-                s.bytes += bytes;
-                if s.bytes >= self.batch_size {
-                    // Switch on the next keyless record.
-                    s.partition = -1;
-                }
+    pub(crate) fn on_append(&self, state: &TopicPartitioning, partition: i32, bytes: usize) {
+        let mut s = state.sticky.lock().unwrap_or_else(|e| e.into_inner());
+        if s.partition == partition {
+            s.bytes += bytes;
+            if s.bytes >= self.batch_size {
+                // Switch on the next keyless record.
+                s.partition = -1;
             }
         }
     }
 
-    fn sticky_partition(&self, topic: &TopicMetadata) -> i32 {
-        let mut sticky = self.sticky.lock().unwrap_or_else(|e| e.into_inner());
+    fn sticky_partition(&self, topic: &TopicMetadata, state: &TopicPartitioning) -> i32 {
+        let mut s = state.sticky.lock().unwrap_or_else(|e| e.into_inner());
         let count = topic.partitions.len() as i32;
-        if let Some(s) = sticky.get(&topic.name) {
-            if s.partition >= 0 && s.partition < count {
-                return s.partition;
-            }
+        if s.partition >= 0 && s.partition < count {
+            return s.partition;
         }
-        let partition = self.random_available(topic);
-        sticky.insert(
-            topic.name.clone(),
-            Sticky {
-                partition,
-                bytes: 0,
-            },
-        );
-        partition
-    }
-
-    fn random_available(&self, topic: &TopicMetadata) -> i32 {
-        nth_available(topic, self.next_random())
-    }
-
-    fn round_robin(&self, topic: &TopicMetadata) -> i32 {
-        let n = {
-            let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-            let counter = match counters.get_mut(&topic.name) {
-                Some(c) => c,
-                None => counters.entry(topic.name.clone()).or_insert(0),
-            };
-            let n = *counter;
-            *counter = counter.wrapping_add(1);
-            n
+        let partition = nth_available(topic, self.next_random());
+        *s = Sticky {
+            partition,
+            bytes: 0,
         };
-        nth_available(topic, u64::from(n))
+        partition
     }
 
     /// xorshift64*: statistically fine for spreading partitions, and ours to keep.
@@ -242,9 +241,10 @@ mod tests {
         let state = PartitionerState::new(PartitionerKind::Default, false, 16384);
         let t = topic(6);
         let r = ProducerRecord::new("t").key("order-1");
-        let p = state.choose(&r, &t);
+        let ts = TopicPartitioning::default();
+        let p = state.choose(&r, &t, &ts);
         assert_eq!(p, partition_for_key(b"order-1", 6));
-        assert_eq!(state.choose(&r, &t), p);
+        assert_eq!(state.choose(&r, &t, &ts), p);
     }
 
     #[test]
@@ -252,19 +252,20 @@ mod tests {
         let state = PartitionerState::new(PartitionerKind::Default, false, 100);
         let t = topic(50);
         let r = ProducerRecord::new("t").value("v");
-        let first = state.choose(&r, &t);
-        state.on_append("t", first, 60);
-        assert_eq!(state.choose(&r, &t), first);
-        state.on_append("t", first, 60);
+        let ts = TopicPartitioning::default();
+        let first = state.choose(&r, &t, &ts);
+        state.on_append(&ts, first, 60);
+        assert_eq!(state.choose(&r, &t, &ts), first);
+        state.on_append(&ts, first, 60);
         // Past batch.size: a new random partition (may rarely be the same one again).
         let mut moved = false;
         for _ in 0..20 {
-            let next = state.choose(&r, &t);
+            let next = state.choose(&r, &t, &ts);
             if next != first {
                 moved = true;
                 break;
             }
-            state.on_append("t", next, 100);
+            state.on_append(&ts, next, 100);
         }
         assert!(moved);
     }
@@ -274,7 +275,8 @@ mod tests {
         let state = PartitionerState::new(PartitionerKind::RoundRobin, false, 100);
         let t = topic(3);
         let r = ProducerRecord::new("t").key("same");
-        let got: Vec<i32> = (0..6).map(|_| state.choose(&r, &t)).collect();
+        let ts = TopicPartitioning::default();
+        let got: Vec<i32> = (0..6).map(|_| state.choose(&r, &t, &ts)).collect();
         assert_eq!(got, vec![0, 1, 2, 0, 1, 2]);
     }
 }
