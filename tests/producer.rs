@@ -76,7 +76,7 @@ async fn two_hundred_thousand_keyed_records_arrive_once_in_send_order() {
     }
     // Each delivery future resolved with the partition and offset the record is stored at.
     for (i, meta) in stored.iter().enumerate() {
-        assert_eq!(meta.topic, topic);
+        assert_eq!(&*meta.topic, topic.as_str());
         assert_eq!(
             by_position.get(&(meta.partition, meta.offset)),
             Some(&i),

@@ -149,7 +149,8 @@ impl ProducerBatch {
     /// Resolves every record's delivery: offsets from `base_offset` (-1 when unknown), the
     /// log append time when the topic uses it.
     pub(crate) fn succeed(mut self, base_offset: i64, log_append_time: i64) {
-        let topic = self.tp.topic.clone();
+        // One shared name for the whole batch rather than a copy per record.
+        let topic: std::sync::Arc<str> = self.tp.topic.as_str().into();
         for (i, (delivery, timestamp)) in
             std::mem::take(&mut self.deliveries).into_iter().enumerate()
         {

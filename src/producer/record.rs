@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -84,8 +85,8 @@ impl ProducerRecord {
 /// Where a record was stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordMetadata {
-    /// The topic.
-    pub topic: String,
+    /// The topic, shared by every record of the batch (cloning it is a reference count).
+    pub topic: Arc<str>,
     /// The partition.
     pub partition: i32,
     /// The record's offset; -1 with `acks=0`, where the broker does not answer.

@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 /// Bytes `v` takes as a zigzag varint (1 to 5).
 pub(crate) const fn varint_len(v: i32) -> usize {
     let z = ((v << 1) ^ (v >> 31)) as u32;
+    if z < 0x80 {
+        return 1; // record deltas and small lengths: the common case
+    }
     // Each byte carries 7 bits; `| 1` makes zero count as one significant bit.
     let bits = 32 - (z | 1).leading_zeros() as usize;
     bits.div_ceil(7)
@@ -19,12 +22,18 @@ pub(crate) const fn varint_len(v: i32) -> usize {
 /// Bytes `v` takes as a zigzag varlong (1 to 10).
 pub(crate) const fn varlong_len(v: i64) -> usize {
     let z = ((v << 1) ^ (v >> 63)) as u64;
+    if z < 0x80 {
+        return 1;
+    }
     let bits = 64 - (z | 1).leading_zeros() as usize;
     bits.div_ceil(7)
 }
 
 /// Bytes the varint prefix of an `n`-byte field takes (a length `n` zigzags to `2n`).
 pub(crate) const fn len_prefix_len(n: usize) -> usize {
+    if n < 0x40 {
+        return 1;
+    }
     let z = (n as u64).saturating_mul(2);
     let bits = 64 - (z | 1).leading_zeros() as usize;
     bits.div_ceil(7)
