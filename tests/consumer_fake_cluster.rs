@@ -2,7 +2,8 @@
 //! (`fake_cluster/`): a partition's leader answers a Fetch with a leader error and the
 //! metadata then names the other broker (the consumer must refresh, re-route and read); a
 //! broker with an endless supply of data facing an application that stopped polling (the
-//! consumer must stop fetching at `fetch.buffer.max.bytes`); coordinator moves and refusals.
+//! consumer must stop fetching at `fetch.buffer.max.bytes`); coordinator moves and refusals;
+//! an `OFFSET_OUT_OF_RANGE` answer to a prefetch; the fetch session a closing consumer ends.
 
 mod fake_cluster;
 
@@ -173,4 +174,64 @@ async fn a_group_authorization_failure_reading_committed_offsets_reaches_poll() 
         "{err}"
     );
     assert!(err.to_string().contains(TOPIC), "{err}");
+}
+
+/// An `OFFSET_OUT_OF_RANGE` answer to a Fetch made ahead of the application's position (the
+/// records before it still in the buffer) is stale, as in Java: the buffered records are
+/// handed out, the partition is not fetched again until the position gets there, and only
+/// an answer at the position counts (here, with `auto.offset.reset=none`, an error).
+#[tokio::test]
+async fn out_of_range_for_a_prefetch_hands_out_the_buffered_records_first() {
+    let (state, bootstrap) = start(Mode::Log { truncated: true }).await;
+    let mut c = Consumer::builder()
+        .bootstrap_servers(&bootstrap)
+        .auto_offset_reset(OffsetReset::None)
+        .max_poll_records(2)
+        .fetch_max_wait(Duration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    let (p0, p1) = (TopicPartition::new(TOPIC, 0), TopicPartition::new(TOPIC, 1));
+    c.assign([p0.clone(), p1.clone()]).unwrap();
+    c.seek(&p0, 0).unwrap();
+    c.seek(&p1, 0).unwrap();
+    // Records 0-4 arrive, the prefetch at 5 is out of range, and a Fetch after that one
+    // shows its answer was handled, all before the application reads anything.
+    state
+        .wait_for_fetches("after the prefetch's answer", |seen| {
+            seen.iter()
+                .position(|f| f.out_of_range)
+                .is_some_and(|at| seen.len() > at + 1)
+        })
+        .await;
+    let mut offsets = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no out-of-range error at the position; read {offsets:?}"
+        );
+        match c.poll(Duration::from_millis(100)).await {
+            Ok(records) => offsets.extend(records.iter().map(|r| r.offset)),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(offsets, vec![0, 1, 2, 3, 4], "buffered records lost: {err}");
+    assert_eq!(
+        err.kafka_code(),
+        Some(kafka_client::KafkaCode::OFFSET_OUT_OF_RANGE),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&format!("{TOPIC}-0")), "{err}");
+    assert_eq!(c.position(&p1).await.unwrap(), 0);
+    // Asked once ahead of the position, once at it: never hammered in between.
+    let asked: Vec<(i32, i64)> = state
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f.partitions.clone())
+        .filter(|&(p, offset)| p == 0 && offset == 5)
+        .collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
 }

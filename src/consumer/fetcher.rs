@@ -13,7 +13,9 @@
 //! partition with two fetches' worth of data waiting in the buffer is not fetched again, and
 //! no Fetch starts while the buffer holds `fetch.buffer.max.bytes`: a slow application stops
 //! fetching instead of growing memory. Leader errors refresh metadata and back the partition off for
-//! `retry.backoff.ms`; the next Fetch goes to whichever broker then leads it.
+//! `retry.backoff.ms`; the next Fetch goes to whichever broker then leads it. An
+//! `OFFSET_OUT_OF_RANGE` answer counts only while its fetch offset is the application's
+//! position: one for a prefetch is stale (see `Subscriptions::out_of_range`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -34,7 +36,7 @@ use super::config::ConsumerConfig;
 use super::drain::next_fetch_offset;
 use super::fetch_session::{FetchSession, PartitionFetch, SessionRequest};
 use super::positions::PositionLookups;
-use super::subscription::Subscriptions;
+use super::subscription::{OutOfRange, Subscriptions};
 use crate::cluster::{Cluster, ConnClass, IsolationLevel};
 use crate::config::Backoff;
 use crate::error::{KafkaCode, Result};
@@ -360,16 +362,23 @@ impl Fetcher {
                 });
             }
             KafkaCode::OFFSET_OUT_OF_RANGE => {
-                if self.subs.is_current(&tp, epoch) {
-                    tracing::info!(
+                let policy = self.config.auto_offset_reset;
+                match self.subs.out_of_range(&tp, fetch_offset, policy) {
+                    OutOfRange::Stale => tracing::debug!(
                         topic = %tp.topic,
                         partition = tp.partition,
                         fetch_offset,
-                        policy = ?self.config.auto_offset_reset,
-                        "fetch offset out of range; resetting by auto.offset.reset"
-                    );
-                    self.subs
-                        .out_of_range(&tp, epoch, fetch_offset, self.config.auto_offset_reset);
+                        "out-of-range answer for a fetch offset that is no longer the \
+                         position; ignored"
+                    ),
+                    outcome => tracing::info!(
+                        topic = %tp.topic,
+                        partition = tp.partition,
+                        fetch_offset,
+                        ?policy,
+                        ?outcome,
+                        "fetch offset out of range; auto.offset.reset applies"
+                    ),
                 }
             }
             KafkaCode::TOPIC_AUTHORIZATION_FAILED | KafkaCode::CORRUPT_MESSAGE => {

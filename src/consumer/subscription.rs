@@ -78,6 +78,10 @@ pub(crate) struct PartitionState {
     pub(crate) paused: bool,
     pub(crate) pending_revocation: bool,
     pub(crate) committable: Option<(i64, Option<i32>)>,
+    /// A fetch at this offset came back out of range while the position was still behind
+    /// it (a prefetch): the partition is not fetched again until the application's position
+    /// reaches it, where a new answer decides. Cleared by every discontinuity.
+    pub(crate) held_at: Option<i64>,
 }
 
 impl PartitionState {
@@ -91,7 +95,18 @@ impl PartitionState {
             paused: false,
             pending_revocation: false,
             committable: None,
+            held_at: None,
         }
+    }
+
+    /// Whether the fetcher may ask for the partition now.
+    fn fetchable(&self) -> bool {
+        self.init == Init::Ready && !self.paused && !self.pending_revocation && !self.held()
+    }
+
+    /// Whether the fetch offset waits for the position after a stale out-of-range answer.
+    fn held(&self) -> bool {
+        self.held_at == Some(self.fetch_offset) && self.position < self.fetch_offset
     }
 }
 
@@ -108,6 +123,7 @@ impl State {
         let epoch = self.next_epoch;
         let p = self.assigned.get_mut(tp)?;
         p.epoch = epoch;
+        p.held_at = None;
         Some(p)
     }
 
@@ -118,6 +134,18 @@ impl State {
             .entry(tp)
             .or_insert_with(|| PartitionState::new(init, epoch));
     }
+}
+
+/// What an `OFFSET_OUT_OF_RANGE` fetch answer did; see [`Subscriptions::out_of_range`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OutOfRange {
+    /// The position is reset by `auto.offset.reset`.
+    Reset,
+    /// `auto.offset.reset=none`: `poll` raises the error until the application seeks.
+    Failed,
+    /// The answer no longer concerns the position (a prefetch, or the partition was sought,
+    /// paused or unassigned meanwhile): ignored.
+    Stale,
 }
 
 /// One partition the fetcher may ask for.
@@ -349,7 +377,7 @@ impl Subscriptions {
         let s = self.lock();
         s.assigned
             .iter()
-            .filter(|(_, p)| p.init == Init::Ready && !p.paused && !p.pending_revocation)
+            .filter(|(_, p)| p.fetchable())
             .map(|(tp, p)| Fetchable {
                 tp: tp.clone(),
                 fetch_offset: p.fetch_offset,
@@ -431,24 +459,43 @@ impl Subscriptions {
         self.wake();
     }
 
-    /// The broker said the fetch offset is out of range: reset by policy, or fail.
+    /// The broker said `fetch_offset` is out of range. As in Java, this is acted on (reset by
+    /// `policy`, or fail) only if the partition is still assigned and fetchable and its
+    /// position is still `fetch_offset`, checked and applied under one lock so a concurrent
+    /// `seek` always wins. Otherwise the answer is stale: records buffered before a prefetch
+    /// that failed are still handed out, and the partition is fetched again once the
+    /// position reaches that offset.
     pub(crate) fn out_of_range(
         &self,
         tp: &TopicPartition,
-        epoch: u64,
-        offset: i64,
+        fetch_offset: i64,
         policy: OffsetReset,
-    ) {
+    ) -> OutOfRange {
         let mut s = self.lock();
-        let Some(p) = s.bump(tp) else { return };
-        let _ = epoch;
-        p.init = match policy {
-            OffsetReset::Earliest => Init::Reset(ResetTo::Earliest),
-            OffsetReset::Latest => Init::Reset(ResetTo::Latest),
-            OffsetReset::None => Init::Failed(Failure::OutOfRange(offset)),
+        let Some(p) = s.assigned.get_mut(tp) else {
+            return OutOfRange::Stale;
         };
+        if !p.fetchable() || p.position != fetch_offset {
+            if p.fetchable() && p.fetch_offset == fetch_offset && p.position < fetch_offset {
+                p.held_at = Some(fetch_offset);
+            }
+            return OutOfRange::Stale;
+        }
+        let Some(p) = s.bump(tp) else {
+            return OutOfRange::Stale;
+        };
+        let (init, outcome) = match policy {
+            OffsetReset::Earliest => (Init::Reset(ResetTo::Earliest), OutOfRange::Reset),
+            OffsetReset::Latest => (Init::Reset(ResetTo::Latest), OutOfRange::Reset),
+            OffsetReset::None => (
+                Init::Failed(Failure::OutOfRange(fetch_offset)),
+                OutOfRange::Failed,
+            ),
+        };
+        p.init = init;
         drop(s);
         self.wake();
+        outcome
     }
 
     /// Whether `epoch` is still the partition's epoch.
@@ -465,6 +512,7 @@ impl Subscriptions {
         if let Some(p) = s.assigned.get_mut(tp) {
             if p.epoch == epoch && next_offset > p.fetch_offset {
                 p.fetch_offset = next_offset;
+                p.held_at = None;
             }
         }
     }
@@ -503,18 +551,28 @@ impl Subscriptions {
         leader_epoch: Option<i32>,
     ) -> bool {
         let mut s = self.lock();
-        match s.assigned.get_mut(tp) {
+        let mut released = false;
+        let current = match s.assigned.get_mut(tp) {
             Some(p) if p.epoch == epoch => {
                 if next > p.position {
+                    let held = !p.fetchable();
                     p.position = next;
                     if leader_epoch.is_some() {
                         p.position_leader_epoch = leader_epoch;
                     }
+                    released = held && p.fetchable();
                 }
                 true
             }
             _ => false,
+        };
+        drop(s);
+        if released {
+            // The position reached a fetch offset held back after a stale out-of-range
+            // answer: fetch there now.
+            self.changed.notify_one();
         }
+        current
     }
 
     /// The state a completed fetch must still match to be handed out: same epoch, position
@@ -714,6 +772,67 @@ mod tests {
         subs.seek(&tp(0), 0).unwrap();
         subs.seek(&tp(1), 0).unwrap();
         assert!(subs.failure().is_none());
+    }
+
+    /// Consumes the stored wake-up of the fetcher, if any: whether one was there.
+    fn woken(subs: &Subscriptions) -> bool {
+        use futures::FutureExt;
+        subs.changed.notified().now_or_never().is_some()
+    }
+
+    #[test]
+    fn out_of_range_for_a_prefetch_keeps_the_buffered_records() {
+        let subs = Subscriptions::new();
+        subs.assign_manual([tp(0)].into(), Init::Ready).unwrap();
+        subs.seek(&tp(0), 0).unwrap();
+        let epoch = subs.fetchable()[0].epoch;
+        // Records 0-4 wait in the buffer; the prefetch at 5 comes back out of range.
+        subs.fetched(&tp(0), epoch, 5);
+        let stale = subs.out_of_range(&tp(0), 5, OffsetReset::None);
+        assert_eq!(stale, OutOfRange::Stale);
+        assert!(subs.failure().is_none());
+        assert!(subs.can_hand_out(&tp(0), epoch, 0), "buffered data dropped");
+        // Not fetched at 5 again until the application gets there (Java fetches only at the
+        // position), and then the fetcher is woken.
+        assert!(subs.fetchable().is_empty());
+        woken(&subs);
+        assert!(subs.consumed(&tp(0), epoch, 3, None));
+        assert!(subs.fetchable().is_empty() && !woken(&subs));
+        assert!(subs.consumed(&tp(0), epoch, 5, None));
+        assert!(woken(&subs));
+        assert_eq!(subs.fetchable()[0].fetch_offset, 5);
+        // At the position the answer counts.
+        let failed = subs.out_of_range(&tp(0), 5, OffsetReset::None);
+        assert_eq!(failed, OutOfRange::Failed);
+        let err = subs.failure().unwrap();
+        assert_eq!(err.kafka_code(), Some(KafkaCode::OFFSET_OUT_OF_RANGE));
+        assert!(err.to_string().contains("t-0"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_loses_to_a_seek_a_pause_and_an_unassignment() {
+        let subs = Subscriptions::new();
+        subs.assign_manual([tp(0), tp(1)].into(), Init::Ready)
+            .unwrap();
+        subs.seek(&tp(0), 0).unwrap();
+        subs.seek(&tp(1), 0).unwrap();
+        // The application sought while the fetch at 0 was out: its position stands.
+        subs.seek(&tp(0), 7).unwrap();
+        let stale = subs.out_of_range(&tp(0), 0, OffsetReset::Earliest);
+        assert_eq!(stale, OutOfRange::Stale);
+        assert_eq!(subs.position(&tp(0)).unwrap(), Some(7));
+        assert_eq!(subs.fetchable()[0].fetch_offset, 7, "held after a seek");
+        subs.set_paused(&[tp(1)], true).unwrap();
+        let paused = subs.out_of_range(&tp(1), 0, OffsetReset::Earliest);
+        assert_eq!(paused, OutOfRange::Stale);
+        assert_eq!(subs.position(&tp(1)).unwrap(), Some(0));
+        let gone = subs.out_of_range(&tp(9), 0, OffsetReset::Earliest);
+        assert_eq!(gone, OutOfRange::Stale);
+        // At the position of a fetchable partition: reset by policy.
+        let reset = subs.out_of_range(&tp(0), 7, OffsetReset::Earliest);
+        assert_eq!(reset, OutOfRange::Reset);
+        let (_, resets) = subs.needing_positions();
+        assert_eq!((resets[0].tp.clone(), resets[0].fetch_offset), (tp(0), -2));
     }
 
     #[test]

@@ -436,4 +436,3 @@ fn fetch(id: i32, offset: i64, error: i16, state: &State) -> FetchResponse {
         .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
         .with_partitions(vec![p])])
 }
-
