@@ -311,12 +311,19 @@ pub enum Error {
         limit: usize,
     },
 
-    /// Record data that cannot be decoded (bad CRC, truncated batch, unknown codec) or
-    /// compressed or decompressed.
-    #[error("corrupt record data{context}: {reason}")]
+    /// Record data that cannot be decoded (bad CRC, malformed record, unknown codec) or
+    /// compressed or decompressed. From a consumer, the records before the bad one were
+    /// handed out first and the position stays at `offset` (Java's `CorruptRecordException`):
+    /// every read fails the same way until the application seeks past it.
+    #[error(
+        "corrupt record data{context}{}: {reason}",
+        offset.map(|o| format!(" at offset {o}")).unwrap_or_default()
+    )]
     Corrupt {
         /// Where the data came from.
         context: ErrorContext,
+        /// The offset of the bad record (or of the first one of a bad batch), when known.
+        offset: Option<i64>,
         /// What was wrong.
         reason: String,
     },
@@ -423,6 +430,7 @@ impl Error {
     pub(crate) fn corrupt(reason: impl Into<String>) -> Self {
         Error::Corrupt {
             context: ErrorContext::default(),
+            offset: None,
             reason: reason.into(),
         }
     }

@@ -182,7 +182,11 @@ async fn a_group_authorization_failure_reading_committed_offsets_reaches_poll() 
 /// an answer at the position counts (here, with `auto.offset.reset=none`, an error).
 #[tokio::test]
 async fn out_of_range_for_a_prefetch_hands_out_the_buffered_records_first() {
-    let (state, bootstrap) = start(Mode::Log { truncated: true }).await;
+    let (state, bootstrap) = start(Mode::Log {
+        truncated: true,
+        corrupt: false,
+    })
+    .await;
     let mut c = Consumer::builder()
         .bootstrap_servers(&bootstrap)
         .auto_offset_reset(OffsetReset::None)
@@ -234,4 +238,69 @@ async fn out_of_range_for_a_prefetch_hands_out_the_buffered_records_first() {
         .filter(|&(p, offset)| p == 0 && offset == 5)
         .collect();
     assert_eq!(asked.len(), 2, "{asked:?}");
+}
+
+/// A malformed record in the middle of a batch (with `check.crcs=false`): `poll` hands out the
+/// records before it, then fails naming the partition and the bad record's offset, again on
+/// every poll (the consumer never skips it silently) until the application seeks past it.
+#[tokio::test]
+async fn a_malformed_record_is_reported_after_the_records_before_it_until_sought_past() {
+    let (_state, bootstrap) = start(Mode::Log {
+        truncated: false,
+        corrupt: true,
+    })
+    .await;
+    let mut c = Consumer::builder()
+        .bootstrap_servers(&bootstrap)
+        .check_crcs(false)
+        .fetch_max_wait(Duration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    let p0 = TopicPartition::new(TOPIC, 0);
+    c.assign([p0.clone()]).unwrap();
+    c.seek(&p0, 0).unwrap();
+    let mut offsets = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no error; read {offsets:?}"
+        );
+        match c.poll(Duration::from_millis(100)).await {
+            Ok(records) => offsets.extend(records.iter().map(|r| r.offset)),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(offsets, vec![0, 1]);
+    assert!(
+        matches!(
+            err,
+            kafka_client::Error::Corrupt {
+                offset: Some(2),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains(&format!("{TOPIC}-0 at offset 2")),
+        "{err}"
+    );
+    for _ in 0..2 {
+        let again = c.poll(Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(again.to_string(), err.to_string());
+    }
+    assert_eq!(c.position(&p0).await.unwrap(), 2);
+    c.seek(&p0, 3).unwrap();
+    let mut rest = Vec::new();
+    while rest.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing after the seek"
+        );
+        let records = c.poll(Duration::from_millis(100)).await.unwrap();
+        rest.extend(records.iter().map(|r| r.offset));
+    }
+    assert_eq!(rest, vec![3, 4]);
 }

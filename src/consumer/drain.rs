@@ -7,7 +7,11 @@
 //! - under `read_committed`, a transactional batch whose producer has an aborted
 //!   transaction open at that point (from the response's aborted-transaction list) is
 //!   skipped, until that producer's abort marker;
-//! - `check.crcs` validates each batch's CRC32C before decoding it.
+//! - `check.crcs` validates each batch's CRC32C before decoding it;
+//! - data that does not decode ends the drain with [`Error::Corrupt`] naming the partition and
+//!   the offset of the bad record, after the records decoded before it, as Java's
+//!   `CompletedFetch` does; every later call returns the same error, never the records after
+//!   it.
 //!
 //! Compressed batches are decompressed once into one buffer that the records' keys and
 //! values slice; uncompressed ones are sliced straight out of the fetch response.
@@ -44,6 +48,8 @@ pub(crate) struct Drain {
     /// Where this fetch's data ends: after its last complete batch.
     pub(crate) end_offset: i64,
     opts: DecodeOptions,
+    /// The data stopped decoding here; returned once `ready` is handed out.
+    failed: Option<Error>,
 }
 
 impl Drain {
@@ -61,53 +67,58 @@ impl Drain {
             next_offset: fetch.fetch_offset,
             end_offset: fetch.next_offset,
             opts,
+            failed: None,
         }
     }
 
-    /// The next record to hand out; `Ok(None)` when this fetch's data is used up.
+    /// The next record to hand out; `Ok(None)` when this fetch's data is used up, `Err` from
+    /// a bad record on (the good records before it come first).
     pub(crate) fn next_record(&mut self) -> Result<Option<ConsumerRecord>> {
         loop {
             if let Some(r) = self.ready.pop_front() {
                 self.next_offset = r.offset + 1;
                 return Ok(Some(r));
             }
-            if !self.decode_next_batch()? {
-                return Ok(None);
+            if let Some(e) = &self.failed {
+                return Err(e.clone());
+            }
+            match self.decode_next_batch() {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(e) => self.failed = Some(e),
             }
         }
     }
 
-    fn context(&self) -> ErrorContext {
-        ErrorContext::topic(&self.tp.topic, Some(self.tp.partition))
-    }
-
-    fn corrupt(&self, e: Error) -> Error {
+    /// The error for bad data at `offset`, naming the partition.
+    fn corrupt(&self, e: Error, offset: i64) -> Error {
         match e {
             Error::Corrupt { reason, .. } => Error::Corrupt {
-                context: self.context(),
-                reason: format!(
-                    "{reason} (at offset {}; seek past it to continue)",
-                    self.next_offset
-                ),
+                context: ErrorContext::topic(&self.tp.topic, Some(self.tp.partition)),
+                offset: Some(offset),
+                reason: format!("{reason}; seek past it to continue"),
             },
             other => other,
         }
     }
 
-    /// Decodes the next batch that has records to show into `ready`; `false` at the end.
+    /// Decodes the next batch that has records to show into `ready`; `false` at the end. On
+    /// an error, `ready` keeps the records of the batch decoded before the bad one.
     fn decode_next_batch(&mut self) -> Result<bool> {
         loop {
             let batch = match self.batches.next() {
                 None => return Ok(false),
-                Some(Err(e)) => return Err(self.corrupt(e)),
+                Some(Err(e)) => return Err(self.corrupt(e, self.next_offset)),
                 Some(Ok(b)) => b,
             };
             let last = batch.last_offset();
             if last < self.next_offset {
                 continue;
             }
+            // Where a batch-level error leaves the position.
+            let at = batch.base_offset().max(self.next_offset);
             if self.opts.check_crcs {
-                batch.validate_crc().map_err(|e| self.corrupt(e))?;
+                batch.validate_crc().map_err(|e| self.corrupt(e, at))?;
             }
             if self.opts.isolation == IsolationLevel::ReadCommitted && batch.producer_id() >= 0 {
                 while self.aborted.front().is_some_and(|a| a.first_offset <= last) {
@@ -117,7 +128,9 @@ impl Drain {
                 }
                 let producer = batch.producer_id();
                 let abort_marker = batch.is_control()
-                    && batch.control_record_type().map_err(|e| self.corrupt(e))?
+                    && batch
+                        .control_record_type()
+                        .map_err(|e| self.corrupt(e, at))?
                         == Some(ControlRecordType::Abort);
                 if abort_marker {
                     self.aborted_producers.remove(&producer);
@@ -142,9 +155,12 @@ impl Drain {
             let timestamp_type = batch.timestamp_type();
             let records = batch
                 .records(DEFAULT_MAX_DECOMPRESSED_SIZE)
-                .map_err(|e| self.corrupt(e))?;
+                .map_err(|e| self.corrupt(e, at))?;
+            // The offset of the next record, as far as the good ones before it tell.
+            let mut expected = batch.base_offset();
             for record in records {
-                let record = record.map_err(|e| self.corrupt(e))?;
+                let record = record.map_err(|e| self.corrupt(e, expected.max(self.next_offset)))?;
+                expected = record.offset + 1;
                 if record.offset < self.next_offset {
                     continue;
                 }
@@ -362,7 +378,72 @@ mod tests {
         b[last] ^= 0xff;
         let mut d = Drain::new(fetch(&[b.freeze()], 0, vec![]), UNCOMMITTED);
         let err = d.next_record().unwrap_err();
-        assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::Corrupt {
+                    offset: Some(0),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("t-0"), "{err}");
+    }
+
+    /// As Java's `CompletedFetch`: the records before a bad one are handed out, then the
+    /// error names the bad record's offset, on every call; nothing after it is skipped to.
+    #[test]
+    fn a_malformed_record_mid_batch_comes_after_the_records_before_it() {
+        use crate::protocol::records::tests::{corrupt_record, BAD_RECORDS};
+        let no_crcs = DecodeOptions {
+            check_crcs: false,
+            ..UNCOMMITTED
+        };
+        let good = batch(10, &["a", "b", "c", "d"], None, Compression::None);
+        let after = batch(14, &["e"], None, Compression::None);
+        for bad in BAD_RECORDS {
+            let broken = corrupt_record(&good, 2, bad);
+            for (fetch_offset, expect) in [(10, vec![10, 11]), (11, vec![11])] {
+                let f = fetch(&[broken.clone(), after.clone()], fetch_offset, vec![]);
+                let mut d = Drain::new(f, no_crcs);
+                let mut got = Vec::new();
+                let err = loop {
+                    match d.next_record() {
+                        Ok(Some(r)) => got.push(r.offset),
+                        Ok(None) => panic!("the bad record was skipped: {got:?}"),
+                        Err(e) => break e,
+                    }
+                };
+                assert_eq!(got, expect);
+                match &err {
+                    Error::Corrupt {
+                        context, offset, ..
+                    } => {
+                        assert_eq!(*offset, Some(12), "{err}");
+                        assert_eq!(context.topic.as_deref(), Some("t"));
+                        assert_eq!(context.partition, Some(0));
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+                assert!(err.to_string().contains("t-0 at offset 12"), "{err}");
+                // It stays there.
+                let again = d.next_record().unwrap_err();
+                assert_eq!(again.to_string(), err.to_string());
+            }
+            // With check.crcs, the CRC rejects the batch as a whole, at its first offset.
+            let mut d = Drain::new(fetch(&[broken, after.clone()], 10, vec![]), UNCOMMITTED);
+            let err = d.next_record().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Corrupt {
+                        offset: Some(10),
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+        }
     }
 }

@@ -54,8 +54,9 @@ pub enum Mode {
     /// [`SESSION_ID`]) and holds a Fetch with nothing to return for its `max_wait_ms`.
     /// Partition 0 holds offsets 0-4, partition 1 nothing. With `truncated`, partition 0's
     /// log was cut below 5 after it was read (an unclean leader election, say): a Fetch of it
-    /// from 5 on is `OFFSET_OUT_OF_RANGE`.
-    Log { truncated: bool },
+    /// from 5 on is `OFFSET_OUT_OF_RANGE`. With `corrupt`, the record at offset 2 is malformed
+    /// (its fields run past its end; the batch CRC does not cover the change).
+    Log { truncated: bool, corrupt: bool },
 }
 
 /// One Fetch request a fake broker received.
@@ -213,7 +214,9 @@ async fn serve(id: i32, mut socket: TcpStream, state: Arc<State>) {
                     fetches.len()
                 };
                 let resp = match state.mode {
-                    Mode::Log { truncated } => log_fetch(id, &req, truncated, &state).await,
+                    Mode::Log { truncated, corrupt } => {
+                        log_fetch(id, &req, truncated, corrupt, &state).await
+                    }
                     Mode::LeaderMoves(error) => {
                         fetch(id, req.topics[0].partitions[0].fetch_offset, error, &state)
                     }
@@ -329,7 +332,13 @@ fn metadata(state: &State) -> MetadataResponse {
 
 /// [`Mode::Log`]: answers the partitions named, opens a session on a full request, and
 /// records what it saw (before answering: a test that saw the answer also sees the record).
-async fn log_fetch(id: i32, req: &FetchRequest, truncated: bool, state: &State) -> FetchResponse {
+async fn log_fetch(
+    id: i32,
+    req: &FetchRequest,
+    truncated: bool,
+    corrupt: bool,
+    state: &State,
+) -> FetchResponse {
     let wanted: Vec<(i32, i64)> = req
         .topics
         .iter()
@@ -343,7 +352,11 @@ async fn log_fetch(id: i32, req: &FetchRequest, truncated: bool, state: &State) 
             .with_high_watermark(if partition == 0 { 5 } else { 0 })
             .with_last_stable_offset(if partition == 0 { 5 } else { 0 });
         if partition == 0 && offset < 5 {
-            p = p.with_records(Some(records(offset, 5)));
+            let mut batch = records(offset, 5);
+            if corrupt && offset <= 2 {
+                batch = break_record(&batch, (2 - offset) as usize);
+            }
+            p = p.with_records(Some(batch));
         } else if partition == 0 && truncated {
             p = p.with_error_code(1); // OFFSET_OUT_OF_RANGE
             out_of_range = true;
@@ -397,6 +410,18 @@ fn records(from: i64, to: i64) -> Bytes {
     let mut batch = BytesMut::from(&b.build(ProducerState::NONE).unwrap()[..]);
     batch[..8].copy_from_slice(&from.to_be_bytes());
     batch.freeze()
+}
+
+/// `batch` (uncompressed, small records) with record `index`'s declared length stretched past
+/// the end of the batch.
+fn break_record(batch: &[u8], index: usize) -> Bytes {
+    let mut v = batch.to_vec();
+    let mut pos = 61; // the v2 batch header
+    for _ in 0..index {
+        pos += 1 + usize::from(v[pos] / 2); // a one-byte zigzag length
+    }
+    v[pos] += 80;
+    Bytes::from(v)
 }
 
 /// One record of `bytes` at the fetch offset of one partition.

@@ -56,7 +56,7 @@ mod record;
 mod varint;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use batch::{RecordBatch, RecordBatches, TimestampType};
 pub use builder::{rewrite_producer_state, ProducerState, RecordBatchBuilder};

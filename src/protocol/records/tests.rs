@@ -4,6 +4,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 
 use super::*;
+use crate::error::{Error, Result};
 use crate::types::Header;
 
 const CODECS: [Compression; 5] = [
@@ -98,6 +99,52 @@ fn compressed_batches_carry_the_java_framings() {
     assert_eq!(&gzip[61..64], &[0x1f, 0x8b, 8], "gzip magic, deflate");
     let zstd = built(Compression::Zstd { level: None });
     assert_eq!(&zstd[61..65], &[0x28, 0xb5, 0x2f, 0xfd], "zstd frame magic");
+}
+
+/// `batch` (uncompressed, records under 64 bytes) with `f` applied to the bytes of record
+/// `index`, its length varint included; the CRC is left as it was.
+pub(crate) fn corrupt_record(batch: &[u8], index: usize, f: impl Fn(&mut [u8])) -> Bytes {
+    let mut v = batch.to_vec();
+    let mut pos = RECORD_BATCH_OVERHEAD;
+    for i in 0.. {
+        let zigzag = v[pos];
+        assert!(zigzag < 0x80, "record {i} is not a small record");
+        let end = pos + 1 + usize::from(zigzag / 2);
+        if i == index {
+            f(&mut v[pos..end]);
+            return Bytes::from(v);
+        }
+        pos = end;
+    }
+    unreachable!()
+}
+
+/// The two ways a record in the middle of a batch goes bad: a varint that runs on past the
+/// record, and a record longer than what is left of the batch.
+pub(crate) const BAD_RECORDS: [fn(&mut [u8]); 2] =
+    [|record| record[2..].fill(0xff), |record| record[0] += 40];
+
+#[test]
+fn a_malformed_record_mid_batch_ends_the_records_after_the_good_ones() {
+    let mut b = RecordBatchBuilder::new(Compression::None, 1024);
+    for v in ["a", "b", "c"] {
+        b.append(1, None, Some(v.as_bytes()), &[]).unwrap();
+    }
+    let built = b.build(ProducerState::NONE).unwrap();
+    for (n, bad) in BAD_RECORDS.iter().enumerate() {
+        let batch = RecordBatch::parse(corrupt_record(&built, 1, bad)).unwrap();
+        assert!(batch.validate_crc().is_err(), "check.crcs catches it first");
+        let records: Vec<Result<Record>> = batch.records(1024).unwrap().collect();
+        assert_eq!(records.len(), 2, "corruption {n}: {records:?}");
+        assert_eq!(
+            records[0].as_ref().unwrap().value.as_deref(),
+            Some(&b"a"[..])
+        );
+        assert!(
+            matches!(records[1], Err(Error::Corrupt { .. })),
+            "corruption {n}"
+        );
+    }
 }
 
 #[derive(Debug, Clone)]
