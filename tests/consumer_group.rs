@@ -657,6 +657,50 @@ async fn auto_commit_commits_only_records_returned_before_the_last_poll() {
     drop(c); // no close: a close would commit 20
 }
 
+/// `auto.commit.interval.ms=0` means what it means to Java: an auto-commit at every poll of
+/// what the polls before it returned.
+#[tokio::test]
+async fn auto_commit_interval_zero_commits_at_every_poll() {
+    let admin = common::admin().await;
+    let t = topic(&admin, "group-commit-every-poll", 1, &[]).await;
+    RawProducer::new(&admin).await.fill(&t, 1, 30).await;
+    let tp = TopicPartition::new(&t, 0);
+    let mut c = builder(&group_name("g-every-poll"))
+        .max_poll_records(10)
+        .auto_commit_interval(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    c.assign([tp.clone()]).unwrap();
+    let mut next = 0; // after the records returned so far
+    for round in 0..3 {
+        let records = loop {
+            let records = c.poll(Duration::from_millis(200)).await.unwrap();
+            if !records.is_empty() {
+                break records;
+            }
+        };
+        assert_eq!(records[0].offset, next);
+        if round > 0 {
+            // The polls since the last records committed them.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let committed = c.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp].clone();
+                if committed.as_ref().map(|o| o.offset) == Some(next) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no commit of {next} after a poll: {committed:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        next = records[records.len() - 1].offset + 1;
+    }
+    drop(c); // no close: a close would commit the rest
+}
+
 #[tokio::test]
 async fn changing_the_subscription_rebalances_onto_the_new_topics() {
     let admin = common::admin().await;

@@ -121,7 +121,8 @@ impl ConsumerBuilder {
         self.set("enable.auto.commit", if on { "true" } else { "false" })
     }
 
-    /// `auto.commit.interval.ms`. Default 5 s.
+    /// `auto.commit.interval.ms`: how often auto-commit commits the positions as of the last
+    /// poll. Default 5 s. Zero commits at every poll, as in Java.
     pub fn auto_commit_interval(self, every: Duration) -> Self {
         self.millis("auto.commit.interval.ms", every)
     }

@@ -235,13 +235,6 @@ impl ConsumerConfig {
                 "static membership needs a group.id",
             ));
         }
-        if self.enable_auto_commit == Some(true) && self.auto_commit_interval.is_zero() {
-            return Err(Error::config(
-                "auto.commit.interval.ms",
-                "0",
-                "must be greater than 0 when enable.auto.commit is true",
-            ));
-        }
         if (self.fetch_min_bytes as i64) > self.fetch_max_bytes as i64 || self.fetch_min_bytes < 0 {
             return Err(Error::config(
                 "fetch.min.bytes",
@@ -377,6 +370,13 @@ mod tests {
             let text = err.to_string();
             assert!(text.contains(k) && text.contains(v), "{k}={v}: {text}");
         }
+    }
+
+    #[test]
+    fn auto_commit_interval_zero_is_accepted_as_in_java() {
+        let c = built(&[("group.id", "g"), ("auto.commit.interval.ms", "0")]).unwrap();
+        assert!(c.auto_commit());
+        assert!(c.auto_commit_interval.is_zero());
     }
 
     #[test]

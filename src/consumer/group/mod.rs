@@ -94,9 +94,13 @@ pub(crate) struct GroupShared {
     /// Milliseconds since `start` at the application's last poll.
     last_poll_ms: AtomicU64,
     start: Instant,
-    /// Wakes the task when the application polls, while it waits for that.
+    /// Wakes the task when the application polls, while it waits for that (and on every
+    /// poll with `commit_on_poll`).
     pub(crate) polled: Notify,
     want_poll: AtomicBool,
+    /// `auto.commit.interval.ms=0`: auto-commit at every poll, as Java's always-expired
+    /// auto-commit timer does.
+    commit_on_poll: bool,
     /// The subscription changed since the task last looked (set even when the command
     /// queue is full, so a change is never missed).
     pub(crate) subscription_dirty: AtomicBool,
@@ -109,13 +113,14 @@ pub(crate) struct GroupShared {
 }
 
 impl GroupShared {
-    fn new() -> Self {
+    fn new(commit_on_poll: bool) -> Self {
         GroupShared {
             generation: AtomicI32::new(-1),
             last_poll_ms: AtomicU64::new(0),
             start: Instant::now(),
             polled: Notify::new(),
             want_poll: AtomicBool::new(false),
+            commit_on_poll,
             subscription_dirty: AtomicBool::new(false),
             waiting: AtomicBool::new(false),
             fatal: Mutex::new(None),
@@ -143,7 +148,7 @@ impl GroupShared {
     pub(crate) fn mark_polled(&self) {
         let ms = self.start.elapsed().as_millis() as u64;
         self.last_poll_ms.store(ms, Ordering::Release);
-        if self.want_poll.load(Ordering::Acquire) {
+        if self.commit_on_poll || self.want_poll.load(Ordering::Acquire) {
             self.polled.notify_one();
         }
     }
@@ -231,7 +236,8 @@ impl GroupHandle {
             .ok_or_else(|| no_group("group membership"))?;
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-        let shared = Arc::new(GroupShared::new());
+        let commit_on_poll = config.auto_commit() && config.auto_commit_interval.is_zero();
+        let shared = Arc::new(GroupShared::new(commit_on_poll));
         shared.mark_polled();
         let retry = Backoff::new(config.client.retry_backoff, config.client.retry_backoff_max);
         let task = classic::ClassicGroup::new(
@@ -394,4 +400,26 @@ pub(crate) fn no_group(what: &str) -> Error {
         "",
         format!("{what} needs a group.id; without one use assign() and seek()"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    /// With `auto.commit.interval.ms=0` every poll wakes the task (which then auto-commits);
+    /// otherwise only the polls it asked for do.
+    #[test]
+    fn polls_wake_the_task_when_committing_on_every_poll() {
+        let every_poll = GroupShared::new(true);
+        every_poll.mark_polled();
+        assert!(every_poll.polled.notified().now_or_never().is_some());
+        let timed = GroupShared::new(false);
+        timed.mark_polled();
+        assert!(timed.polled.notified().now_or_never().is_none());
+        timed.want_poll(true);
+        timed.mark_polled();
+        assert!(timed.polled.notified().now_or_never().is_some());
+    }
 }

@@ -359,8 +359,11 @@ impl ClassicGroup {
         {
             consider(self.join_after);
         }
+        // With auto.commit.interval.ms=0 the timer is always due: polls wake the task instead.
         if let Some(t) = self.auto_commit_next {
-            consider(t);
+            if !self.config.auto_commit_interval.is_zero() {
+                consider(t);
+            }
         }
         at
     }
