@@ -66,7 +66,9 @@ pub struct ClientConfig {
     /// operations, consumer commits and offset look-ups). Default 60 s.
     pub default_api_timeout: Duration,
     /// `receive.message.max.bytes`: the largest response accepted from a broker; a length
-    /// prefix above it poisons the connection instead of allocating. Default 100 MiB.
+    /// prefix above it poisons the connection instead of allocating. Default 100 MiB. A
+    /// consumer raises the default to fit its `fetch.max.bytes` (Java's client has no such
+    /// cap); one set explicitly below that is a config error.
     pub max_response_size: usize,
     /// `security.protocol`. Only `PLAINTEXT` for now.
     pub security_protocol: SecurityProtocol,

@@ -166,7 +166,8 @@ impl ConsumerBuilder {
     }
 
     /// `fetch.max.bytes`: the most data one Fetch response carries (one larger batch still
-    /// comes whole). Default 50 MiB.
+    /// comes whole). Default 50 MiB. A value the default `receive.message.max.bytes` cannot
+    /// receive raises it; one an explicit `receive.message.max.bytes` cannot is an error.
     pub fn fetch_max_bytes(self, n: i32) -> Self {
         self.set("fetch.max.bytes", &n.to_string())
     }

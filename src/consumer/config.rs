@@ -83,6 +83,8 @@ pub(crate) struct ConsumerConfig {
     pub(crate) check_crcs: bool,
     pub(crate) client_rack: Option<String>,
     pub(crate) fetch_buffer_max_bytes: usize,
+    /// Whether `receive.message.max.bytes` was set, rather than left at its default.
+    pub(crate) receive_max_set: bool,
 }
 
 impl std::fmt::Debug for ConsumerConfig {
@@ -121,6 +123,7 @@ impl Default for ConsumerConfig {
             check_crcs: true,
             client_rack: None,
             fetch_buffer_max_bytes: DEFAULT_FETCH_BUFFER_MAX_BYTES,
+            receive_max_set: false,
         }
     }
 }
@@ -128,6 +131,11 @@ impl Default for ConsumerConfig {
 /// Default of `fetch.buffer.max.bytes` (ours, not Java's): 64 MiB of fetched, not yet consumed
 /// record data.
 pub(crate) const DEFAULT_FETCH_BUFFER_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// Room for what a Fetch response holds besides record data, which `fetch.max.bytes` bounds:
+/// headers, topic names, per-partition fields and aborted-transaction lists (some 50 bytes
+/// a partition), for thousands of partitions.
+pub(crate) const FETCH_RESPONSE_OVERHEAD: usize = 1024 * 1024;
 
 impl ConsumerConfig {
     /// Applies one Java-style key; consumer keys first, then the shared client keys.
@@ -194,6 +202,10 @@ impl ConsumerConfig {
             "key.deserializer" | "value.deserializer" => {
                 tracing::debug!(key, value, "ignored: records carry raw bytes");
             }
+            "receive.message.max.bytes" => {
+                self.client.apply(key, value)?;
+                self.receive_max_set = true;
+            }
             _ => {
                 if !self.client.apply(key, value)? {
                     return Err(Error::config(key, value, "unknown configuration key"));
@@ -235,6 +247,7 @@ impl ConsumerConfig {
                 "static membership needs a group.id",
             ));
         }
+        self.fit_fetch_responses()?;
         if (self.fetch_min_bytes as i64) > self.fetch_max_bytes as i64 || self.fetch_min_bytes < 0 {
             return Err(Error::config(
                 "fetch.min.bytes",
@@ -247,6 +260,38 @@ impl ConsumerConfig {
         }
         // The protocol every assignor shares decides eager or cooperative rebalancing.
         rebalance_protocol(&self.assignors)?;
+        Ok(())
+    }
+
+    /// Makes `receive.message.max.bytes` (the cap on any response) fit the largest Fetch
+    /// response `fetch.max.bytes` allows. Java takes any `fetch.max.bytes`, its client having
+    /// no such cap, so the cap is raised when left at its default; a cap set explicitly below
+    /// it is a contradiction, reported naming both keys.
+    fn fit_fetch_responses(&mut self) -> Result<()> {
+        let needed = usize::try_from(self.fetch_max_bytes)
+            .unwrap_or(0)
+            .saturating_add(FETCH_RESPONSE_OVERHEAD);
+        let cap = self.client.max_response_size;
+        if cap >= needed {
+            return Ok(());
+        }
+        if self.receive_max_set {
+            return Err(Error::config(
+                "fetch.max.bytes",
+                self.fetch_max_bytes,
+                format!(
+                    "a Fetch response carries up to this much record data plus framing, more \
+                     than receive.message.max.bytes={cap} accepts; lower fetch.max.bytes or \
+                     raise receive.message.max.bytes to at least {needed}"
+                ),
+            ));
+        }
+        tracing::debug!(
+            fetch_max_bytes = self.fetch_max_bytes,
+            receive_message_max_bytes = needed,
+            "raising receive.message.max.bytes to fit fetch.max.bytes"
+        );
+        self.client.max_response_size = needed;
         Ok(())
     }
 
@@ -377,6 +422,53 @@ mod tests {
         let c = built(&[("group.id", "g"), ("auto.commit.interval.ms", "0")]).unwrap();
         assert!(c.auto_commit());
         assert!(c.auto_commit_interval.is_zero());
+    }
+
+    #[test]
+    fn fetch_max_bytes_beyond_the_response_cap_raises_the_default_cap() {
+        let big = 200 * 1024 * 1024;
+        let c = built(&[("fetch.max.bytes", &big.to_string())]).unwrap();
+        assert_eq!(c.client.max_response_size, big + FETCH_RESPONSE_OVERHEAD);
+        // Within the default cap nothing changes.
+        let c = built(&[]).unwrap();
+        assert_eq!(c.client.max_response_size, 100 * 1024 * 1024);
+        // Both set, and consistent: kept as set.
+        let c = built(&[
+            ("fetch.max.bytes", "1048576"),
+            ("receive.message.max.bytes", "4194304"),
+        ])
+        .unwrap();
+        assert_eq!(c.client.max_response_size, 4_194_304);
+    }
+
+    #[test]
+    fn fetch_max_bytes_beyond_an_explicit_response_cap_names_both() {
+        for pairs in [
+            vec![("receive.message.max.bytes", "10485760")],
+            vec![
+                ("fetch.max.bytes", "10485760"),
+                ("receive.message.max.bytes", "10485760"),
+            ],
+        ] {
+            let err = built(&pairs).unwrap_err();
+            let fetch_max = pairs
+                .iter()
+                .find(|(k, _)| *k == "fetch.max.bytes")
+                .map_or("52428800", |(_, v)| v);
+            match &err {
+                Error::Config { key, value, reason } => {
+                    assert_eq!(
+                        (key.as_str(), value.as_str()),
+                        ("fetch.max.bytes", fetch_max)
+                    );
+                    assert!(
+                        reason.contains("receive.message.max.bytes=10485760"),
+                        "{err}"
+                    );
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
     }
 
     #[test]
