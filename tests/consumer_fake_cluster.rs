@@ -10,7 +10,7 @@ mod fake_cluster;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fake_cluster::{start, Mode, TOPIC};
+use fake_cluster::{start, Mode, SESSION_ID, TOPIC};
 use kafka_client::consumer::{Consumer, OffsetReset};
 use kafka_client::TopicPartition;
 
@@ -303,4 +303,47 @@ async fn a_malformed_record_is_reported_after_the_records_before_it_until_sought
         rest.extend(records.iter().map(|r| r.offset));
     }
     assert_eq!(rest, vec![3, 4]);
+}
+
+/// `close` ends the consumer's KIP-227 fetch session, as Java's does: one last Fetch with the
+/// session id and the final epoch (-1), naming no partitions. (A real broker's session cache
+/// cannot be inspected from a client, hence the fake.)
+#[tokio::test]
+async fn close_ends_the_fetch_session_with_the_final_epoch() {
+    let (state, bootstrap) = start(Mode::Log {
+        truncated: false,
+        corrupt: false,
+    })
+    .await;
+    let mut c = Consumer::builder()
+        .bootstrap_servers(&bootstrap)
+        .fetch_max_wait(Duration::from_millis(50))
+        .build()
+        .await
+        .unwrap();
+    let (p0, p1) = (TopicPartition::new(TOPIC, 0), TopicPartition::new(TOPIC, 1));
+    c.assign([p0.clone(), p1.clone()]).unwrap();
+    c.seek(&p0, 0).unwrap();
+    c.seek(&p1, 0).unwrap();
+    let mut read = 0;
+    while read < 5 {
+        read += c.poll(Duration::from_secs(5)).await.unwrap().len();
+    }
+    state
+        .wait_for_fetches("in the session", |seen| {
+            seen.iter()
+                .any(|f| f.session_id == SESSION_ID && f.session_epoch >= 1)
+        })
+        .await;
+    c.close().await.unwrap();
+    let seen = state.seen.lock().unwrap().clone();
+    let closing: Vec<_> = seen.iter().filter(|f| f.session_epoch == -1).collect();
+    assert_eq!(closing.len(), 1, "{seen:?}");
+    let last = seen.last().unwrap();
+    assert_eq!(
+        (last.broker, last.session_id, last.session_epoch),
+        (1, SESSION_ID, -1),
+        "{seen:?}"
+    );
+    assert!(last.partitions.is_empty(), "{last:?}");
 }

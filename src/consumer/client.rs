@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::buffer::FetchBuffer;
 use super::builder::ConsumerBuilder;
@@ -76,6 +77,8 @@ pub struct Consumer {
     pub(crate) failure_checked: u64,
     pub(crate) since_mark: usize,
     fetcher: JoinHandle<()>,
+    /// Tells the fetcher to end its fetch sessions by a deadline, then stop.
+    close_fetcher: Option<oneshot::Sender<Instant>>,
 }
 
 impl Drop for Consumer {
@@ -120,12 +123,14 @@ impl Consumer {
             cluster.clone(),
             group.as_ref().map(|g| g.client.clone()),
         );
+        let (close_fetcher, close) = oneshot::channel();
         let fetcher = Fetcher::new(
             config.clone(),
             cluster.clone(),
             subs.clone(),
             buffer.clone(),
             positions,
+            close,
         );
         let fetcher = tokio::spawn(fetcher.run());
         Ok(Consumer {
@@ -145,6 +150,7 @@ impl Consumer {
             failure_checked: u64::MAX,
             since_mark: 0,
             fetcher,
+            close_fetcher: Some(close_fetcher),
         })
     }
 
@@ -301,13 +307,15 @@ impl Consumer {
     /// Closes the consumer gracefully, within `default.api.timeout.ms`: commits the positions
     /// when auto-commit is on, runs the listener's revocation callback, leaves the group
     /// (dynamic members; static members stay until their session times out, as in Java),
-    /// then stops the background tasks.
+    /// ends the fetch sessions (KIP-227) the brokers keep for this consumer (waiting at most
+    /// `request.timeout.ms` for that), then stops the background tasks.
     ///
     /// # Cancellation
     /// Dropping the future part-way drops the consumer, as [`Drop`](#dropping-without-close)
     /// does: steps not yet done are skipped.
-    pub async fn close(self) -> Result<()> {
+    pub async fn close(mut self) -> Result<()> {
         let timeout = self.config.client.default_api_timeout;
+        let deadline = Instant::now() + timeout;
         let graceful = async {
             if self.subs.topics().is_some() {
                 self.give_up_partitions().await;
@@ -320,8 +328,17 @@ impl Consumer {
                 group.client.leave(timeout).await;
             }
         };
-        if tokio::time::timeout(timeout, graceful).await.is_err() {
+        if tokio::time::timeout_at(deadline, graceful).await.is_err() {
             tracing::warn!("close did not finish within default.api.timeout.ms ({timeout:?})");
+        }
+        // As Java: the fetch sessions get what is left of the time, at most request.timeout.ms.
+        let budget = deadline
+            .saturating_duration_since(Instant::now())
+            .min(self.config.client.request_timeout);
+        if let Some(close_fetcher) = self.close_fetcher.take() {
+            if !budget.is_zero() && close_fetcher.send(Instant::now() + budget).is_ok() {
+                let _ = tokio::time::timeout(budget, &mut self.fetcher).await;
+            }
         }
         self.cluster.close();
         Ok(())

@@ -10,7 +10,9 @@
 //! Requests to one broker are strictly sequential (one in flight), which the epoch sequence
 //! requires. Any error or lost response makes the next request full again: with the same
 //! session id and epoch 0 (close it, open a new one), or with id 0 when the broker no longer
-//! knows the session.
+//! knows the session. When the consumer closes, a last request with the session id and the
+//! final epoch (-1) ends the session, so the broker frees its slot at once instead of when
+//! it expires.
 
 use std::collections::HashMap;
 
@@ -19,6 +21,9 @@ use crate::types::TopicPartition;
 
 /// `FETCH_SESSION_ID_NOT_FOUND`.
 const SESSION_NOT_FOUND: KafkaCode = KafkaCode::from_code(70);
+
+/// The epoch that closes a session (Java's `FetchMetadata.FINAL_EPOCH`).
+pub(crate) const FINAL_EPOCH: i32 = -1;
 
 /// What the fetcher wants from a partition in the next Fetch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +133,21 @@ impl FetchSession {
         self.pending = None;
     }
 
+    /// The request that ends the session at the broker, when there may be one (even after an
+    /// error: the broker may still hold it); the session is forgotten either way. The broker
+    /// treats the final epoch as a full request without partitions and answers at once.
+    pub(crate) fn close(&mut self) -> Option<SessionRequest> {
+        let id = self.id;
+        *self = FetchSession::default();
+        (id != 0).then(|| SessionRequest {
+            session_id: id,
+            epoch: FINAL_EPOCH,
+            partitions: Vec::new(),
+            forgotten: Vec::new(),
+            full: true,
+        })
+    }
+
     /// The broker cannot do sessions (Fetch below v7): forget everything.
     pub(crate) fn reset(&mut self) {
         *self = FetchSession::default();
@@ -181,6 +201,28 @@ mod tests {
         s.failed(SESSION_NOT_FOUND);
         let fifth = s.build(vec![want(0, 10)]);
         assert_eq!((fifth.session_id, fifth.epoch, fifth.full), (0, 0, true));
+    }
+
+    #[test]
+    fn closing_sends_the_final_epoch_for_an_open_session_only() {
+        let mut s = FetchSession::default();
+        assert_eq!(s.close(), None, "no session yet");
+        let r = s.build(vec![want(0, 0)]);
+        s.succeeded(&r, 77);
+        let r = s.build(vec![want(0, 5)]);
+        s.succeeded(&r, 77);
+        let close = s.close().unwrap();
+        assert_eq!(
+            (close.session_id, close.epoch, close.full),
+            (77, FINAL_EPOCH, true)
+        );
+        assert!(close.partitions.is_empty() && close.forgotten.is_empty());
+        assert_eq!(s.close(), None, "closed once");
+        // After a lost response the broker may still hold the session: close it too.
+        let r = s.build(vec![want(0, 0)]);
+        s.succeeded(&r, 78);
+        s.close_and_renew();
+        assert_eq!(s.close().map(|c| c.session_id), Some(78));
     }
 
     #[test]

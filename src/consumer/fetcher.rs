@@ -24,16 +24,16 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::FetchResponse;
+use tokio::sync::oneshot;
 use tokio::time::{sleep_until, Instant};
 use tracing::Instrument;
 
 use super::buffer::{AbortedTxn, CompletedFetch, FetchBuffer};
 use super::config::ConsumerConfig;
 use super::drain::next_fetch_offset;
+use super::fetch_request::{close_sessions, fetch};
 use super::fetch_session::{FetchSession, PartitionFetch, SessionRequest};
 use super::positions::PositionLookups;
 use super::subscription::{OutOfRange, Subscriptions};
@@ -70,6 +70,8 @@ pub(crate) struct Fetcher {
     stale_leaders: HashMap<TopicPartition, StaleLeader>,
     retry: Backoff,
     round: usize,
+    /// `Consumer::close`: end the fetch sessions, answered by this deadline, then stop.
+    close: oneshot::Receiver<Instant>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -86,6 +88,7 @@ impl Fetcher {
         subs: Arc<Subscriptions>,
         buffer: Arc<FetchBuffer>,
         positions: PositionLookups,
+        close: oneshot::Receiver<Instant>,
     ) -> Self {
         let retry = Backoff::new(config.client.retry_backoff, config.client.retry_backoff_max);
         Fetcher {
@@ -103,10 +106,12 @@ impl Fetcher {
             stale_leaders: HashMap::new(),
             retry,
             round: 0,
+            close,
         }
     }
 
-    /// Runs until aborted (the consumer owns the task's handle).
+    /// Runs until aborted (the consumer owns the task's handle), or until the consumer closes
+    /// and the fetch sessions are ended.
     pub(crate) async fn run(mut self) {
         let span = tracing::debug_span!("fetcher");
         async move {
@@ -136,11 +141,40 @@ impl Fetcher {
                     _ = self.subs.changed.notified() => {}
                     _ = self.buffer.room.notified() => {}
                     _ = sleep_until(wake) => {}
+                    closing = &mut self.close => {
+                        if let Ok(deadline) = closing {
+                            self.close(deadline).await;
+                        }
+                        return;
+                    }
                 }
             }
         }
         .instrument(span)
         .await
+    }
+
+    /// Ends the fetch session of every broker that has one, as Java's fetcher does on close,
+    /// so brokers free them now rather than when they expire. Brokers in backoff after a
+    /// failure are skipped, as Java skips unreachable nodes.
+    async fn close(&mut self, deadline: Instant) {
+        let now = Instant::now();
+        let mut closing = Vec::new();
+        for (&broker, session) in &mut self.sessions {
+            let Some(request) = session.close() else {
+                continue;
+            };
+            if self
+                .broker_failures
+                .get(&broker)
+                .is_some_and(|(_, at)| *at > now)
+            {
+                tracing::debug!(broker, "not closing the fetch session of a failing broker");
+                continue;
+            }
+            closing.push((broker, request));
+        }
+        close_sessions(&self.cluster, &self.config, closing, deadline).await;
     }
 
     fn topic_name(&mut self, topic: &str) -> Arc<str> {
@@ -239,7 +273,8 @@ impl Fetcher {
         );
         self.in_flight.push(
             async move {
-                let result = fetch(&cluster, &config, broker, &request, all).await;
+                let result =
+                    fetch(&cluster, &config, broker, ConnClass::Fetch, &request, all).await;
                 Sent {
                     broker,
                     request,
@@ -397,76 +432,4 @@ impl Fetcher {
             }
         }
     }
-}
-
-/// Sends one Fetch to `broker` and waits for the answer (`fetch.max.wait.ms` plus
-/// `request.timeout.ms` at most).
-async fn fetch(
-    cluster: &Cluster,
-    config: &ConsumerConfig,
-    broker: i32,
-    session: &SessionRequest,
-    all: Vec<PartitionFetch>,
-) -> Result<(FetchResponse, bool)> {
-    let conn = cluster.broker(broker, ConnClass::Fetch).await?;
-    let version = conn.version::<FetchRequest>()?;
-    let sessions = version >= 7;
-    let partitions = if sessions {
-        session.partitions.clone()
-    } else {
-        all
-    };
-    let mut by_topic: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
-    for p in partitions {
-        let mut fp = FetchPartition::default()
-            .with_partition(p.tp.partition)
-            .with_fetch_offset(p.fetch_offset)
-            .with_partition_max_bytes(p.max_bytes);
-        if version >= 9 {
-            fp = fp.with_current_leader_epoch(p.leader_epoch);
-        }
-        by_topic.entry(p.tp.topic).or_default().push(fp);
-    }
-    let mut req = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(i32::try_from(config.fetch_max_wait.as_millis()).unwrap_or(i32::MAX))
-        .with_min_bytes(config.fetch_min_bytes)
-        .with_max_bytes(config.fetch_max_bytes)
-        .with_isolation_level(config.isolation_level.wire())
-        .with_topics(
-            by_topic
-                .into_iter()
-                .map(|(t, ps)| {
-                    FetchTopic::default()
-                        .with_topic(TopicName(StrBytes::from_string(t)))
-                        .with_partitions(ps)
-                })
-                .collect(),
-        );
-    if sessions {
-        let mut forgotten: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for tp in &session.forgotten {
-            forgotten.entry(&tp.topic).or_default().push(tp.partition);
-        }
-        req = req
-            .with_session_id(session.session_id)
-            .with_session_epoch(session.epoch)
-            .with_forgotten_topics_data(
-                forgotten
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        ForgottenTopic::default()
-                            .with_topic(TopicName(StrBytes::from_string(t.to_owned())))
-                            .with_partitions(ps)
-                    })
-                    .collect(),
-            );
-    }
-    // No rack id in Fetch: with it, a broker using a rack-aware replica selector answers
-    // with an empty response naming a preferred follower (KIP-392), which this fetcher does
-    // not follow yet, so the partition would never get a record. `client.rack` still goes
-    // with the group subscription.
-    let timeout = config.client.request_timeout + config.fetch_max_wait;
-    let resp = conn.request_at(&req, version, timeout).await?;
-    Ok((resp, sessions))
 }

@@ -29,6 +29,7 @@ mod builder;
 mod client;
 mod config;
 mod drain;
+mod fetch_request;
 mod fetch_session;
 mod fetcher;
 pub(crate) mod group;
