@@ -326,3 +326,42 @@ async fn a_busy_partition_is_not_held_back_by_idle_ones_on_the_same_broker() {
     // the idle one: about 10 s in all.
     assert!(took < Duration::from_secs(4), "reading took {took:?}");
 }
+
+/// A partition of a topic that does not exist must not hold back the others: its position
+/// look-up retries on its own while the real partition's leader answers at once (Java's
+/// `OffsetFetcher` groups look-ups by leader). Before, one ListOffsets covered every
+/// partition and waited `default.api.timeout.ms` for the missing topic.
+#[tokio::test]
+async fn a_missing_topic_in_the_assignment_does_not_delay_the_other_partitions() {
+    let admin = common::admin().await;
+    let t = topic(&admin, "consumer-missing-neighbour", 1, &[]).await;
+    RawProducer::new(&admin).await.fill(&t, 1, 5).await;
+    let missing = common::unique_topic("consumer-never-created");
+    let mut c = Consumer::builder()
+        .bootstrap_servers(&common::bootstrap())
+        .auto_offset_reset(OffsetReset::Earliest)
+        .allow_auto_create_topics(false)
+        .set("default.api.timeout.ms", "60000")
+        .build()
+        .await
+        .unwrap();
+    c.assign([TopicPartition::new(&t, 0), TopicPartition::new(&missing, 0)])
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of 5 records after {:?}: the missing topic held the real one back",
+            got.len(),
+            started.elapsed()
+        );
+        got.extend(c.poll(Duration::from_millis(200)).await.unwrap());
+    }
+    assert!(got.iter().all(|r| *r.topic == *t));
+    assert_eq!(c.position(&TopicPartition::new(&t, 0)).await.unwrap(), 5);
+    // The missing one is still being looked for, without an error.
+    assert!(c.poll(Duration::from_millis(200)).await.unwrap().is_empty());
+    assert!(admin.describe_topics(&[missing.as_str()]).await.is_err());
+}

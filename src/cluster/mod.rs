@@ -200,15 +200,10 @@ impl Cluster {
     }
 
     /// Metadata of `topic`, refreshing (with backoff) until the cluster reports it with at
-    /// least one partition, within `wait`. Unknown topics fail with
+    /// least one partition and `ready` holds (for example, until the topic has a partition a
+    /// record names), within `wait`. Unknown topics fail with
     /// [`Error::UnknownTopicOrPartition`] once `wait` is over; other refusals (an invalid
     /// name, no authorization) at once.
-    pub(crate) async fn topic(&self, topic: &str, wait: Duration) -> Result<Arc<TopicMetadata>> {
-        self.topic_where(topic, wait, |_| true).await
-    }
-
-    /// [`topic`](Self::topic), waiting also until `ready` holds (for example, until the
-    /// topic has a partition a record names).
     pub(crate) async fn topic_where(
         &self,
         topic: &str,
