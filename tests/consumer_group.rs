@@ -7,65 +7,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use kafka_client::consumer::{
-    Consumer, ConsumerRecord, OffsetAndMetadata, OffsetReset, RebalanceListener,
-};
+use kafka_client::consumer::{ConsumerRecord, OffsetAndMetadata, OffsetReset};
 use kafka_client::{Error, KafkaCode, TopicPartition};
 use tokio::time::Instant;
 
+use common::group::{builder, group_name, poll_until, Recorder};
 use common::produce::{topic, RawProducer};
-
-fn group_name(prefix: &str) -> String {
-    common::unique_topic(prefix)
-}
-
-fn builder(group: &str) -> kafka_client::ConsumerBuilder {
-    Consumer::builder()
-        .bootstrap_servers(&common::bootstrap())
-        .group_id(group)
-        .auto_offset_reset(OffsetReset::Earliest)
-        .session_timeout(Duration::from_secs(10))
-        .heartbeat_interval(Duration::from_millis(500))
-}
-
-/// What a listener saw.
-#[derive(Default, Debug)]
-struct Seen {
-    assigned: Vec<Vec<TopicPartition>>,
-    revoked: Vec<Vec<TopicPartition>>,
-    lost: Vec<Vec<TopicPartition>>,
-}
-
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Seen>>);
-
-impl RebalanceListener for Recorder {
-    fn on_partitions_revoked<'a>(
-        &'a mut self,
-        _: &'a Consumer,
-        p: &'a [TopicPartition],
-    ) -> BoxFuture<'a, ()> {
-        self.0.lock().unwrap().revoked.push(p.to_vec());
-        Box::pin(async {})
-    }
-    fn on_partitions_assigned<'a>(
-        &'a mut self,
-        _: &'a Consumer,
-        p: &'a [TopicPartition],
-    ) -> BoxFuture<'a, ()> {
-        self.0.lock().unwrap().assigned.push(p.to_vec());
-        Box::pin(async {})
-    }
-    fn on_partitions_lost<'a>(
-        &'a mut self,
-        _: &'a Consumer,
-        p: &'a [TopicPartition],
-    ) -> BoxFuture<'a, ()> {
-        self.0.lock().unwrap().lost.push(p.to_vec());
-        Box::pin(async {})
-    }
-}
 
 #[tokio::test]
 async fn commit_close_and_reopen_resumes_at_the_committed_offsets() {
@@ -133,29 +80,6 @@ async fn commit_close_and_reopen_resumes_at_the_committed_offsets() {
     assert_eq!((first_p0, first_p1), (60, 100));
     assert_eq!(again.iter().filter(|r| r.partition == 0).count(), 50);
     c.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn auto_commit_commits_consumed_records_on_close() {
-    let admin = common::admin().await;
-    let t = topic(&admin, "group-autocommit", 1, &[]).await;
-    RawProducer::new(&admin).await.fill(&t, 1, 30).await;
-    let group = group_name("g-auto");
-    let tp = TopicPartition::new(&t, 0);
-    let mut c = builder(&group).max_poll_records(10).build().await.unwrap();
-    c.subscribe([t.clone()]).unwrap();
-    let mut n = 0;
-    while n < 30 {
-        n += c.poll(Duration::from_millis(500)).await.unwrap().len();
-    }
-    c.close().await.unwrap();
-    let check = builder(&group).build().await.unwrap();
-    assert_eq!(
-        check.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp]
-            .as_ref()
-            .map(|o| o.offset),
-        Some(30)
-    );
 }
 
 #[tokio::test]
@@ -314,18 +238,6 @@ async fn sticky_three_members_share_six_partitions_and_read_every_record_once() 
 #[tokio::test]
 async fn cooperative_sticky_three_members_share_six_partitions_and_read_every_record_once() {
     every_record_once_with("cooperative-sticky").await;
-}
-
-/// Polls `c` until `cond` holds for the listener's record (or fails after `secs`).
-async fn poll_until(c: &mut Consumer, secs: u64, mut cond: impl FnMut(&Consumer) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond(c) {
-        assert!(
-            Instant::now() < deadline,
-            "condition not reached in {secs} s"
-        );
-        c.poll(Duration::from_millis(100)).await.unwrap();
-    }
 }
 
 #[tokio::test]
@@ -610,95 +522,6 @@ async fn waiting_inside_recv_longer_than_max_poll_interval_keeps_the_membership(
     assert_eq!(c.generation(), generation, "the member left and rejoined");
     assert!(r.0.lock().unwrap().lost.is_empty());
     c.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn auto_commit_commits_only_records_returned_before_the_last_poll() {
-    let admin = common::admin().await;
-    let t = topic(&admin, "group-atleastonce", 1, &[]).await;
-    RawProducer::new(&admin).await.fill(&t, 1, 30).await;
-    let group = group_name("g-alo");
-    let tp = TopicPartition::new(&t, 0);
-    let mut c = builder(&group)
-        .max_poll_records(10)
-        .auto_commit_interval(Duration::from_millis(200))
-        .build()
-        .await
-        .unwrap();
-    c.subscribe([t.clone()]).unwrap();
-    let mut first = Vec::new();
-    while first.is_empty() {
-        first = c.poll(Duration::from_millis(200)).await.unwrap();
-    }
-    assert_eq!(first.len(), 10);
-    // The application is still "processing" these ten: several auto-commit intervals pass
-    // and nothing past them may be committed.
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
-    let committed = c.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp].clone();
-    assert!(
-        committed.as_ref().is_none_or(|o| o.offset == 0),
-        "committed unprocessed records: {committed:?}"
-    );
-    // Polling again marks them processed; the next auto-commit covers them.
-    let second = c.poll(Duration::from_millis(200)).await.unwrap();
-    assert_eq!(second.first().map(|r| r.offset), Some(10));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let committed = c.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp].clone();
-        if committed.as_ref().map(|o| o.offset) == Some(10) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "auto-commit never committed 10: {committed:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    drop(c); // no close: a close would commit 20
-}
-
-/// `auto.commit.interval.ms=0` means what it means to Java: an auto-commit at every poll of
-/// what the polls before it returned.
-#[tokio::test]
-async fn auto_commit_interval_zero_commits_at_every_poll() {
-    let admin = common::admin().await;
-    let t = topic(&admin, "group-commit-every-poll", 1, &[]).await;
-    RawProducer::new(&admin).await.fill(&t, 1, 30).await;
-    let tp = TopicPartition::new(&t, 0);
-    let mut c = builder(&group_name("g-every-poll"))
-        .max_poll_records(10)
-        .auto_commit_interval(Duration::ZERO)
-        .build()
-        .await
-        .unwrap();
-    c.assign([tp.clone()]).unwrap();
-    let mut next = 0; // after the records returned so far
-    for round in 0..3 {
-        let records = loop {
-            let records = c.poll(Duration::from_millis(200)).await.unwrap();
-            if !records.is_empty() {
-                break records;
-            }
-        };
-        assert_eq!(records[0].offset, next);
-        if round > 0 {
-            // The polls since the last records committed them.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let committed = c.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp].clone();
-                if committed.as_ref().map(|o| o.offset) == Some(next) {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "no commit of {next} after a poll: {committed:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        next = records[records.len() - 1].offset + 1;
-    }
-    drop(c); // no close: a close would commit the rest
 }
 
 #[tokio::test]

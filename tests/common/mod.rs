@@ -3,6 +3,7 @@
 
 pub mod examples;
 pub mod fetch;
+pub mod group;
 pub mod java;
 pub mod produce;
 pub mod txn;
