@@ -76,6 +76,8 @@ pub struct Consumer {
     /// `Subscriptions` change counter when `failure` was last computed.
     pub(crate) failure_checked: u64,
     pub(crate) since_mark: usize,
+    /// When `poll` next auto-commits (with auto-commit on).
+    pub(crate) auto_commit_at: Option<Instant>,
     fetcher: JoinHandle<()>,
     /// Tells the fetcher to end its fetch sessions by a deadline, then stop.
     close_fetcher: Option<oneshot::Sender<Instant>>,
@@ -133,6 +135,9 @@ impl Consumer {
             close,
         );
         let fetcher = tokio::spawn(fetcher.run());
+        let auto_commit_at = config
+            .auto_commit()
+            .then(|| Instant::now() + config.auto_commit_interval);
         Ok(Consumer {
             decode: DecodeOptions {
                 isolation: config.isolation_level,
@@ -149,6 +154,7 @@ impl Consumer {
             listener: ListenerSlot::new(listener),
             failure_checked: u64::MAX,
             since_mark: 0,
+            auto_commit_at,
             fetcher,
             close_fetcher: Some(close_fetcher),
         })
@@ -211,6 +217,7 @@ impl Consumer {
             // As the Java client: commit what was consumed before the assignment changes.
             let offsets = self.subs.positions(None);
             if let (Some(group), false) = (&self.group, offsets.is_empty()) {
+                self.subs.commit_issued(&offsets);
                 let _ = group.client.commit_now(offsets);
             }
         }

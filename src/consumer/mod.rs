@@ -7,9 +7,9 @@
 //!        │ commit / committed / seek...       │    │ CompletedFetch
 //!        ▼                                    │  FetchBuffer (buffer.rs, bounded)
 //!   group task (group/)  ◀── commands ───────┘    ▲
-//!   join, sync, heartbeat, commits,               │
-//!   auto-commit, poll watchdog      fetcher task (fetcher.rs): one Fetch per leader in flight,
-//!        │                          KIP-227 sessions (fetch_session.rs), positions from
+//!   join, sync, heartbeat, commits                │
+//!   (auto-commits come from poll),  fetcher task (fetcher.rs): one Fetch per leader in flight,
+//!   poll watchdog                   KIP-227 sessions (fetch_session.rs), positions from
 //!        └── assignment ──▶ Subscriptions ◀──    committed offsets or resets (positions.rs)
 //!                           (subscription.rs: position, fetch offset, pause, epoch per partition)
 //! ```

@@ -22,11 +22,10 @@ impl Consumer {
     /// Dropping the future stops the retries; an attempt already sent may still commit.
     pub async fn commit_sync(&self) -> Result<()> {
         let group = self.group_client("commit_sync()")?;
+        let offsets = self.subs.positions(None);
+        self.subs.commit_issued(&offsets);
         group
-            .commit(
-                self.subs.positions(None),
-                self.config.client.default_api_timeout,
-            )
+            .commit(offsets, self.config.client.default_api_timeout)
             .await
     }
 
@@ -45,6 +44,7 @@ impl Consumer {
                 "negative offset to commit for {tp}"
             )));
         }
+        self.subs.commit_issued(&offsets);
         group
             .commit(offsets, self.config.client.default_api_timeout)
             .await
@@ -69,6 +69,7 @@ impl Consumer {
             if offsets.is_empty() {
                 Ok(None)
             } else {
+                self.subs.commit_issued(&offsets);
                 g.commit_now(offsets).map(Some)
             }
         });
@@ -83,6 +84,25 @@ impl Consumer {
                     after: timeout,
                 }),
             }
+        }
+    }
+
+    /// Auto-commit, from inside `poll` as in Java (`maybeAutoCommitOffsetsAsync`): once per
+    /// `auto.commit.interval.ms`, what the application has processed (the positions when it
+    /// last asked for records), without waiting for the answer. Only `poll` and `close`
+    /// commit on their own, so an auto-commit is always issued after, and never overwrites,
+    /// an explicit commit of newer positions.
+    pub(crate) fn maybe_auto_commit(&mut self) {
+        let Some(at) = self.auto_commit_at else {
+            return;
+        };
+        let now = Instant::now();
+        if now < at {
+            return;
+        }
+        self.auto_commit_at = Some(now + self.config.auto_commit_interval);
+        if let Some(group) = &self.group {
+            group.client.auto_commit(self.subs.committable());
         }
     }
 

@@ -5,7 +5,9 @@
 //! only if its partition still has the epoch the data was fetched under, so nothing fetched
 //! before a seek, a pause or a revocation ever reaches the application. The position moves
 //! past each record handed out; when a read starts, everything handed out before counts as
-//! processed and becomes what auto-commit may commit.
+//! processed and becomes what auto-commit may commit. Auto-commit itself runs here too, once
+//! per `auto.commit.interval.ms`, as in Java: never from a timer of its own, so it cannot
+//! overwrite a commit the application issued after the records it covers.
 
 use std::time::Duration;
 
@@ -97,6 +99,7 @@ impl Consumer {
         if let Some(group) = &self.group {
             group.client.shared.mark_polled();
         }
+        let mut first_pass = true;
         loop {
             self.run_events().await;
             if let Some(group) = &self.group {
@@ -104,6 +107,10 @@ impl Consumer {
                     return Err(e);
                 }
             }
+            if first_pass || !self.config.auto_commit_interval.is_zero() {
+                self.maybe_auto_commit();
+            }
+            first_pass = false;
             let version = self.subs.version();
             if version != self.failure_checked {
                 if let Some(e) = self.subs.failure() {
@@ -134,6 +141,12 @@ impl Consumer {
                 _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {
                     return Ok(Vec::new());
                 }
+                // A long wait for records still auto-commits, as Java's poll loop does
+                // (with an interval of 0, once per poll: the positions do not move while
+                // it waits).
+                _ = sleep_until(self.auto_commit_at.unwrap_or_else(far_future)),
+                    if self.auto_commit_at.is_some()
+                        && !self.config.auto_commit_interval.is_zero() => {}
             }
         }
     }

@@ -611,6 +611,23 @@ impl Subscriptions {
         }
     }
 
+    /// An explicit commit of `offsets` is being sent: auto-commit may no longer commit less
+    /// for those partitions until the application asks for records again (the positions
+    /// then are newer than this commit). Without this, a `stream()` that marks its position
+    /// only every `max.poll.records` records could auto-commit an older offset after the
+    /// application committed a newer one.
+    pub(crate) fn commit_issued(&self, offsets: &HashMap<TopicPartition, OffsetAndMetadata>) {
+        let mut s = self.lock();
+        for (tp, o) in offsets {
+            let Some(p) = s.assigned.get_mut(tp) else {
+                continue;
+            };
+            if p.committable.is_some_and(|(c, _)| c < o.offset) {
+                p.committable = Some((o.offset, o.leader_epoch));
+            }
+        }
+    }
+
     /// Positions of every partition with one (Java's `allConsumed`), optionally only `of`.
     pub(crate) fn positions(
         &self,

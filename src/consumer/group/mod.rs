@@ -4,10 +4,10 @@
 //! ```text
 //!  Consumer (application task)                    group task (classic.rs)
 //!  ─────────────────────────────                  ───────────────────────────────────────
-//!  subscribe / commit / committed ──Command──▶    FindCoordinator, JoinGroup, SyncGroup,
-//!                                  ◀─oneshot──    Heartbeat, LeaveGroup, OffsetCommit,
-//!  poll(): runs the rebalance      ◀─GroupEvent─  OffsetFetch; auto-commit timer;
-//!          listener, then acks     ──ack──────▶   max.poll.interval.ms watchdog
+//!  subscribe / commit / committed, ──Command──▶   FindCoordinator, JoinGroup, SyncGroup,
+//!  poll()'s auto-commit            ◀─oneshot──    Heartbeat, LeaveGroup, OffsetCommit,
+//!  poll(): runs the rebalance      ◀─GroupEvent─  OffsetFetch; max.poll.interval.ms
+//!          listener, then acks     ──ack──────▶   watchdog
 //! ```
 //!
 //! Rebalance callbacks run inside the application's `poll`, as in the Java client, so a
@@ -51,6 +51,10 @@ const EVENT_QUEUE: usize = 8;
 pub(crate) enum Command {
     /// The subscription changed: rejoin with it.
     SubscriptionChanged,
+    /// Auto-commit offsets (one attempt, no answer).
+    AutoCommit {
+        offsets: HashMap<TopicPartition, OffsetAndMetadata>,
+    },
     /// Commit offsets (one attempt).
     Commit {
         offsets: HashMap<TopicPartition, OffsetAndMetadata>,
@@ -94,13 +98,9 @@ pub(crate) struct GroupShared {
     /// Milliseconds since `start` at the application's last poll.
     last_poll_ms: AtomicU64,
     start: Instant,
-    /// Wakes the task when the application polls, while it waits for that (and on every
-    /// poll with `commit_on_poll`).
+    /// Wakes the task when the application polls, while it waits for that.
     pub(crate) polled: Notify,
     want_poll: AtomicBool,
-    /// `auto.commit.interval.ms=0`: auto-commit at every poll, as Java's always-expired
-    /// auto-commit timer does.
-    commit_on_poll: bool,
     /// The subscription changed since the task last looked (set even when the command
     /// queue is full, so a change is never missed).
     pub(crate) subscription_dirty: AtomicBool,
@@ -113,14 +113,13 @@ pub(crate) struct GroupShared {
 }
 
 impl GroupShared {
-    fn new(commit_on_poll: bool) -> Self {
+    fn new() -> Self {
         GroupShared {
             generation: AtomicI32::new(-1),
             last_poll_ms: AtomicU64::new(0),
             start: Instant::now(),
             polled: Notify::new(),
             want_poll: AtomicBool::new(false),
-            commit_on_poll,
             subscription_dirty: AtomicBool::new(false),
             waiting: AtomicBool::new(false),
             fatal: Mutex::new(None),
@@ -148,7 +147,7 @@ impl GroupShared {
     pub(crate) fn mark_polled(&self) {
         let ms = self.start.elapsed().as_millis() as u64;
         self.last_poll_ms.store(ms, Ordering::Release);
-        if self.commit_on_poll || self.want_poll.load(Ordering::Acquire) {
+        if self.want_poll.load(Ordering::Acquire) {
             self.polled.notify_one();
         }
     }
@@ -236,8 +235,7 @@ impl GroupHandle {
             .ok_or_else(|| no_group("group membership"))?;
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-        let commit_on_poll = config.auto_commit() && config.auto_commit_interval.is_zero();
-        let shared = Arc::new(GroupShared::new(commit_on_poll));
+        let shared = Arc::new(GroupShared::new());
         shared.mark_polled();
         let retry = Backoff::new(config.client.retry_backoff, config.client.retry_backoff_max);
         let task = classic::ClassicGroup::new(
@@ -298,6 +296,17 @@ impl GroupClient {
                 }
             })?;
         Ok(rx)
+    }
+
+    /// Hands an auto-commit to the task, which sends it in order after every commit issued
+    /// before it. A full command queue skips it: the next one commits newer positions.
+    pub(crate) fn auto_commit(&self, offsets: HashMap<TopicPartition, OffsetAndMetadata>) {
+        if offsets.is_empty() {
+            return;
+        }
+        if let Err(e) = self.commands.try_send(Command::AutoCommit { offsets }) {
+            tracing::debug!(group = %self.group_id, "auto-commit skipped: {e}");
+        }
     }
 
     /// Commits, retrying retriable errors until `timeout` (Java's `commitSync`).
@@ -400,26 +409,4 @@ pub(crate) fn no_group(what: &str) -> Error {
         "",
         format!("{what} needs a group.id; without one use assign() and seek()"),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use futures::FutureExt;
-
-    use super::*;
-
-    /// With `auto.commit.interval.ms=0` every poll wakes the task (which then auto-commits);
-    /// otherwise only the polls it asked for do.
-    #[test]
-    fn polls_wake_the_task_when_committing_on_every_poll() {
-        let every_poll = GroupShared::new(true);
-        every_poll.mark_polled();
-        assert!(every_poll.polled.notified().now_or_never().is_some());
-        let timed = GroupShared::new(false);
-        timed.mark_polled();
-        assert!(timed.polled.notified().now_or_never().is_none());
-        timed.want_poll(true);
-        timed.mark_polled();
-        assert!(timed.polled.notified().now_or_never().is_some());
-    }
 }

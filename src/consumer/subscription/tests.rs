@@ -149,3 +149,33 @@ fn paused_and_revoking_partitions_are_not_fetched() {
     assert_eq!(subs.fetchable().len(), 1);
     assert!(subs.subscribe(["t".to_owned()].into()).is_err());
 }
+
+#[test]
+fn an_explicit_commit_raises_what_auto_commit_may_commit_until_the_next_poll() {
+    let subs = Subscriptions::new();
+    subs.assign_manual([tp(0), tp(1)].into(), Init::Committed)
+        .unwrap();
+    subs.seek(&tp(0), 10).unwrap();
+    let epoch0 = subs.fetchable()[0].epoch;
+    subs.mark_polled();
+    assert!(subs.consumed(&tp(0), epoch0, 25, None));
+    // The application commits 25, and 3 for partition 1, which has no position yet.
+    let explicit = HashMap::from([
+        (tp(0), OffsetAndMetadata::new(25)),
+        (tp(1), OffsetAndMetadata::new(3)),
+    ]);
+    subs.commit_issued(&explicit);
+    let committable = subs.committable();
+    assert_eq!(committable[&tp(0)].offset, 25, "would have gone back to 10");
+    assert_eq!(
+        committable.len(),
+        1,
+        "partition 1 has no position to commit"
+    );
+    // A lower explicit commit does not lower it; the next poll takes the positions.
+    subs.commit_issued(&HashMap::from([(tp(0), OffsetAndMetadata::new(12))]));
+    assert_eq!(subs.committable()[&tp(0)].offset, 25);
+    subs.seek(&tp(0), 5).unwrap();
+    subs.mark_polled();
+    assert_eq!(subs.committable()[&tp(0)].offset, 5);
+}

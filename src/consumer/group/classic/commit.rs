@@ -8,7 +8,6 @@ use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
 };
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 use super::{ClassicGroup, Done, MemberState, Phase};
 use crate::consumer::group::join::Generation;
@@ -19,29 +18,26 @@ use crate::error::{Error, ErrorContext, KafkaCode, Result};
 use crate::types::TopicPartition;
 
 impl ClassicGroup {
-    pub(super) fn maybe_auto_commit(&mut self, now: Instant) {
-        let Some(at) = self.auto_commit_next else {
-            return;
-        };
-        if now < at {
-            return;
-        }
-        self.auto_commit_next = Some(now + self.config.auto_commit_interval);
-        if self.auto_commit_in_flight || self.coordinator.is_none() {
+    /// An auto-commit the application's poll issued (Java's `maybeAutoCommitOffsetsAsync`).
+    /// One attempt, skipped while there is no coordinator or the group rebalances: the next
+    /// poll after `auto.commit.interval.ms` commits newer positions anyway. Sent in the order
+    /// the commands came, on the one coordinator connection, so a commit issued after it
+    /// (`commit_sync` after `poll`) is written after it and is never overwritten by it.
+    pub(super) fn auto_commit(&mut self, offsets: HashMap<TopicPartition, OffsetAndMetadata>) {
+        if self.fatal || self.coordinator.is_none() {
+            tracing::debug!("auto-commit skipped: no group coordinator");
             return;
         }
         if self.subscribed().is_some() && self.state != MemberState::Stable {
+            tracing::debug!("auto-commit skipped: the group is rebalancing");
             return;
         }
-        let offsets: HashMap<TopicPartition, OffsetAndMetadata> = self
-            .subs
-            .committable()
+        let offsets: HashMap<TopicPartition, OffsetAndMetadata> = offsets
             .into_iter()
-            .filter(|(tp, o)| self.auto_committed.get(tp) != Some(&o.offset))
+            .filter(|(tp, o)| self.last_committed.get(tp) != Some(&o.offset))
             .collect();
         if !offsets.is_empty() {
             tracing::debug!(partitions = offsets.len(), "auto-committing offsets");
-            self.auto_commit_in_flight = true;
             self.start_commit(offsets, None);
         }
     }
@@ -129,7 +125,6 @@ impl ClassicGroup {
                 let _ = reply.send(result);
             }
             None => {
-                self.auto_commit_in_flight = false;
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "auto-commit of offsets failed");
                 }
@@ -155,10 +150,8 @@ impl ClassicGroup {
             }
         };
         let Some((code, tp)) = requests::commit_error(&resp) else {
-            if reply.is_none() {
-                for (tp, o) in &offsets {
-                    self.auto_committed.insert(tp.clone(), o.offset);
-                }
+            for (tp, o) in &offsets {
+                self.last_committed.insert(tp.clone(), o.offset);
             }
             tracing::debug!(partitions = offsets.len(), "committed offsets");
             return self.commit_done(reply, Ok(()));

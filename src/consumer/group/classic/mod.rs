@@ -154,9 +154,9 @@ pub(super) struct ClassicGroup {
     hb_last_ok: Instant,
     hb_failures: u32,
 
-    auto_commit_next: Option<Instant>,
-    auto_commit_in_flight: bool,
-    auto_committed: HashMap<TopicPartition, i64>,
+    /// Offsets the group holds from this member's last successful commits (this generation),
+    /// so an auto-commit skips partitions whose offset did not move.
+    last_committed: HashMap<TopicPartition, i64>,
 
     poll_expired_at: Option<Instant>,
     parked: Vec<Command>,
@@ -177,9 +177,6 @@ impl ClassicGroup {
         ClassicGroup {
             group: config.group_id.clone().unwrap_or_default(),
             protocol: config.rebalance_protocol(),
-            auto_commit_next: config
-                .auto_commit()
-                .then(|| now + config.auto_commit_interval),
             config,
             cluster,
             subs,
@@ -206,8 +203,7 @@ impl ClassicGroup {
             hb_next: now,
             hb_last_ok: now,
             hb_failures: 0,
-            auto_commit_in_flight: false,
-            auto_committed: HashMap::new(),
+            last_committed: HashMap::new(),
             poll_expired_at: None,
             parked: Vec::new(),
             in_flight: FuturesUnordered::new(),
@@ -251,7 +247,7 @@ impl ClassicGroup {
     }
 
     /// Starts whatever is due: coordinator look-up, parked commands, heartbeats, the poll
-    /// watchdog, rebalances, auto-commits.
+    /// watchdog, rebalances.
     fn drive(&mut self) {
         let now = Instant::now();
         if self
@@ -263,9 +259,7 @@ impl ClassicGroup {
             self.left = false;
         }
         let subscribed = self.subscribed();
-        let wants_coordinator = subscribed.is_some()
-            || !self.parked.is_empty()
-            || self.auto_commit_next.is_some_and(|at| at <= now);
+        let wants_coordinator = subscribed.is_some() || !self.parked.is_empty();
         if self.coordinator.is_none()
             && wants_coordinator
             && !self.finding
@@ -318,7 +312,6 @@ impl ClassicGroup {
                 self.prepare_join();
             }
         }
-        self.maybe_auto_commit(now);
     }
 
     /// The next instant at which `drive` has something to do. Only deadlines that lead to an
@@ -359,12 +352,6 @@ impl ClassicGroup {
         {
             consider(self.join_after);
         }
-        // With auto.commit.interval.ms=0 the timer is always due: polls wake the task instead.
-        if let Some(t) = self.auto_commit_next {
-            if !self.config.auto_commit_interval.is_zero() {
-                consider(t);
-            }
-        }
         at
     }
 
@@ -389,6 +376,7 @@ impl ClassicGroup {
                 self.joined_topics = None;
                 self.rejoin = None;
             }
+            Command::AutoCommit { offsets } => self.auto_commit(offsets),
             Command::Commit { offsets, reply } => {
                 if let Some(e) = self.fatal_error() {
                     let _ = reply.send(Err(e));

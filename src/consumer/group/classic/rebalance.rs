@@ -401,13 +401,9 @@ impl ClassicGroup {
         let assigned: BTreeSet<TopicPartition> = assignment.partitions.into_iter().collect();
         let added: Vec<TopicPartition> = assigned.difference(&owned).cloned().collect();
         let revoked: Vec<TopicPartition> = owned.difference(&assigned).cloned().collect();
-        if let Some(interval) = self
-            .config
-            .auto_commit()
-            .then_some(self.config.auto_commit_interval)
-        {
-            self.auto_commit_next = Some(Instant::now() + interval);
-        }
+        // What this member committed before belongs to an earlier generation; another
+        // member may have committed those partitions since.
+        self.last_committed.clear();
         if !revoked.is_empty() {
             tracing::info!(
                 ?revoked,
