@@ -675,3 +675,97 @@ async fn a_static_member_restarting_within_the_session_timeout_gets_its_partitio
     a2.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+/// A listener whose next revocation, once armed, never finishes: the test drops the poll
+/// running it, which leaves the revocation queued for the next poll.
+#[derive(Clone, Default)]
+struct StallingRevoke {
+    seen: Recorder,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+    stalled: Arc<tokio::sync::Notify>,
+}
+
+impl kafka_client::RebalanceListener for StallingRevoke {
+    fn on_partitions_revoked<'a>(
+        &'a mut self,
+        c: &'a kafka_client::Consumer,
+        p: &'a [TopicPartition],
+    ) -> futures::future::BoxFuture<'a, ()> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.stalled.notify_one();
+            return Box::pin(std::future::pending());
+        }
+        self.seen.on_partitions_revoked(c, p)
+    }
+    fn on_partitions_assigned<'a>(
+        &'a mut self,
+        c: &'a kafka_client::Consumer,
+        p: &'a [TopicPartition],
+    ) -> futures::future::BoxFuture<'a, ()> {
+        self.seen.on_partitions_assigned(c, p)
+    }
+    fn on_partitions_lost<'a>(
+        &'a mut self,
+        c: &'a kafka_client::Consumer,
+        p: &'a [TopicPartition],
+    ) -> futures::future::BoxFuture<'a, ()> {
+        self.seen.on_partitions_lost(c, p)
+    }
+}
+
+/// A revocation still queued when the application unsubscribes belongs to the old
+/// membership: after subscribing again, it must not touch the partitions of the new one.
+/// Events used to be matched by partition name only, so the stale revocation made the next
+/// poll report the freshly assigned partition lost and drop it: the consumer then held
+/// nothing while the group thought it read the partition.
+#[tokio::test]
+async fn a_revocation_queued_before_unsubscribe_leaves_the_next_assignment_alone() {
+    let admin = common::admin().await;
+    let t1 = topic(&admin, "group-stale-revoke", 1, &[]).await;
+    let t2 = topic(&admin, "group-stale-revoke-other", 1, &[]).await;
+    let p = TopicPartition::new(&t1, 0);
+    let listener = StallingRevoke::default();
+    let mut c = builder(&group_name("g-stale-revoke"))
+        .set("partition.assignment.strategy", "range") // eager: revokes all to rejoin
+        .rebalance_listener(listener.clone())
+        .build()
+        .await
+        .unwrap();
+    c.subscribe([t1.clone()]).unwrap();
+    poll_until(&mut c, 30, |c| c.assignment() == [p.clone()]).await;
+
+    // A new subscription makes the member revoke before it rejoins; the revocation stalls
+    // inside poll and the poll is dropped: the event waits for the next poll.
+    listener
+        .armed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    c.subscribe([t1.clone(), t2.clone()]).unwrap();
+    tokio::select! {
+        r = c.poll(Duration::from_secs(30)) => panic!("poll ended before the revocation: {r:?}"),
+        _ = listener.stalled.notified() => {}
+    }
+    c.unsubscribe().await.unwrap();
+    assert!(c.generation().is_none());
+    c.subscribe([t1.clone()]).unwrap();
+    // Wait for the group to give this member its new assignment (nothing to await but the
+    // generation showing up), then poll: the stale revocation runs first.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.generation().is_none() {
+        assert!(Instant::now() < deadline, "never joined again");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    poll_until(&mut c, 30, |c| c.assignment() == [p.clone()]).await;
+    RawProducer::new(&admin).await.fill(&t1, 1, 3).await;
+    let mut read = Vec::new();
+    while read.len() < 3 {
+        assert!(Instant::now() < deadline, "records of {p} never came");
+        read.extend(c.poll(Duration::from_millis(200)).await.unwrap());
+    }
+    {
+        let seen = listener.seen.0.lock().unwrap();
+        assert!(seen.lost.is_empty(), "{seen:?}");
+        assert_eq!(seen.assigned, vec![vec![p.clone()], vec![p.clone()]]);
+        assert_eq!(seen.revoked, vec![vec![p.clone()]], "once, by unsubscribe");
+    }
+    c.close().await.unwrap();
+}

@@ -227,22 +227,27 @@ impl Consumer {
 
     /// Stops reading: with a subscription, commits (when auto-commit is on), runs the
     /// listener's revocation callback and leaves the group; with an assignment, drops it.
+    /// Rebalance events still queued for `poll` are dropped: they belong to the
+    /// subscription that ended.
     ///
     /// # Cancellation
-    /// Dropping the future part-way may leave the commit or the LeaveGroup unsent; the
-    /// subscription is dropped at the end, so the call can be repeated.
+    /// Dropping the future before the subscription is dropped (during the commit or the
+    /// callback) changes nothing else, so the call can be repeated. Once it is dropped, the
+    /// LeaveGroup is on its way; dropping the future then only stops waiting for its answer.
     pub async fn unsubscribe(&self) -> Result<()> {
-        if self.subs.topics().is_some() {
-            self.give_up_partitions().await;
+        let unsubscribe = || {
             self.subs.unsubscribe();
-            if let Some(group) = &self.group {
-                group
-                    .client
-                    .leave(self.config.client.default_api_timeout)
-                    .await;
+            self.subs.session()
+        };
+        match &self.group {
+            Some(group) if self.subs.topics().is_some() => {
+                self.give_up_partitions().await;
+                let timeout = self.config.client.default_api_timeout;
+                group.client.leave(timeout, unsubscribe).await;
             }
-        } else {
-            self.subs.unsubscribe();
+            _ => {
+                unsubscribe();
+            }
         }
         Ok(())
     }
@@ -332,7 +337,7 @@ impl Consumer {
                 }
             }
             if let Some(group) = &self.group {
-                group.client.leave(timeout).await;
+                group.client.leave(timeout, || self.subs.session()).await;
             }
         };
         if tokio::time::timeout_at(deadline, graceful).await.is_err() {

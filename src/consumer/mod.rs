@@ -2,7 +2,7 @@
 //! assigned partitions; commits offsets; rebalances with Java consumers in the same group.
 //!
 //! ```text
-//!   application ── poll / recv / stream ──▶ Consumer ──▶ runs rebalance callbacks (listener.rs)
+//!   application ── poll / recv / stream ──▶ Consumer ──▶ applies rebalances, runs callbacks
 //!        │                                    │    ▲        then decodes records (drain.rs)
 //!        │ commit / committed / seek...       │    │ CompletedFetch
 //!        ▼                                    │  FetchBuffer (buffer.rs, bounded)
@@ -10,8 +10,9 @@
 //!   join, sync, heartbeat, commits                │
 //!   (auto-commits come from poll),  fetcher task (fetcher.rs): one Fetch per leader in flight,
 //!   poll watchdog                   KIP-227 sessions (fetch_session.rs), positions from
-//!        └── assignment ──▶ Subscriptions ◀──    committed offsets or resets (positions.rs)
-//!                           (subscription.rs: position, fetch offset, pause, epoch per partition)
+//!        └── GroupEvent ──▶ poll ──▶ Subscriptions ◀── committed offsets or resets (positions.rs)
+//!                                    (subscription.rs: position, fetch offset, pause, epoch
+//!                                     per partition; the subscription session)
 //! ```
 //!
 //! Three tasks per consumer: the cluster's metadata refresher, the fetcher and, with a

@@ -38,7 +38,7 @@ impl Consumer {
     /// # Cancellation
     /// Cancel-safe: dropping the future loses no records (a record counts as handed out only
     /// when returned). A rebalance callback interrupted by the drop runs again, from the
-    /// start, on the next call.
+    /// start, on the next call (unless the application unsubscribed in between).
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
         let deadline = Instant::now() + timeout;
         let max = self.config.max_poll_records;
@@ -249,21 +249,38 @@ impl Consumer {
             let Some(ev) = &self.pending_event else {
                 return;
             };
-            let (kind, partitions, generation) = (ev.kind, ev.partitions.clone(), ev.generation);
-            self.run_event(kind, &partitions, generation).await;
+            let (kind, partitions) = (ev.kind, ev.partitions.clone());
+            let (generation, session) = (ev.generation, ev.session);
+            self.run_event(kind, &partitions, generation, session).await;
             if let Some(ev) = self.pending_event.take() {
                 let _ = ev.done.send(());
             }
         }
     }
 
-    /// Runs one event's callback. Callbacks only ever name partitions this consumer still
-    /// holds: an event that became stale (the application unsubscribed meanwhile, or the
-    /// group moved on) is narrowed or skipped.
-    async fn run_event(&self, kind: EventKind, partitions: &[TopicPartition], generation: i32) {
+    /// Runs one event's callback. Callbacks only ever name partitions this consumer holds:
+    /// an event queued before the application unsubscribed is dropped (its partitions were
+    /// revoked by `unsubscribe`, and a later assignment may hold the same names), and a
+    /// revocation the group moved on from is narrowed to what is still held, as a loss.
+    async fn run_event(
+        &self,
+        kind: EventKind,
+        partitions: &[TopicPartition],
+        generation: i32,
+        session: u64,
+    ) {
         let Some(group) = &self.group else { return };
+        if session != self.subs.session() {
+            tracing::debug!(
+                ?kind,
+                ?partitions,
+                generation,
+                "dropping a rebalance event queued before unsubscribe"
+            );
+            return;
+        }
         let current = generation >= 0 && group.client.shared.generation() == generation;
-        let held: Vec<TopicPartition> = {
+        let held = || -> Vec<TopicPartition> {
             let assigned = self.subs.assignment();
             partitions
                 .iter()
@@ -272,9 +289,21 @@ impl Consumer {
                 .collect()
         };
         match kind {
+            // As Java's `onJoinComplete`: the partitions become the consumer's right before
+            // the callback hears of them, also when the generation was reset since (a loss
+            // follows, so every partition is seen assigned before it is seen lost).
+            EventKind::Assigned => {
+                if self.subs.add_assigned(session, partitions) {
+                    tracing::info!(?partitions, generation, "partitions assigned");
+                    self.listener
+                        .call(self, Callback::Assigned, partitions)
+                        .await;
+                }
+            }
             // Java calls onPartitionsRevoked before every eager rebalance, with an empty
             // list too.
             EventKind::Revoked if current => {
+                let held = held();
                 if self.config.auto_commit() && !held.is_empty() {
                     let offsets = self.subs.positions(Some(&held));
                     let timeout = self.config.client.default_api_timeout;
@@ -284,22 +313,16 @@ impl Consumer {
                 }
                 tracing::info!(partitions = ?held, generation, "revoking partitions");
                 self.listener.call(self, Callback::Revoked, &held).await;
-                self.subs.remove(&held);
+                self.subs.remove(session, &held);
             }
             EventKind::Revoked | EventKind::Lost => {
+                let held = held();
                 if !held.is_empty() {
                     tracing::info!(partitions = ?held, "partitions lost: the group moved on");
                     self.listener.call(self, Callback::Lost, &held).await;
-                    self.subs.remove(&held);
+                    self.subs.remove(session, &held);
                 }
             }
-            // Also for a generation reset since (a loss follows): the application sees every
-            // partition assigned before it sees it lost.
-            EventKind::Assigned if current || !held.is_empty() => {
-                tracing::info!(partitions = ?held, generation, "partitions assigned");
-                self.listener.call(self, Callback::Assigned, &held).await;
-            }
-            EventKind::Assigned => {}
         }
     }
 }

@@ -15,6 +15,10 @@
 //! Every discontinuity (seek, reset, pause, reassignment) gives the partition a new `epoch`;
 //! fetched data and offset look-ups carry the epoch they were started under and are dropped
 //! when it no longer matches, so a late response can never move a position the application set.
+//!
+//! Likewise the whole assignment has a `session`, from `subscribe` to `unsubscribe`: rebalance
+//! events carry the session they were made for, and one of an earlier session never touches
+//! the partitions of the next.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,6 +119,9 @@ pub(crate) struct State {
     pub(crate) mode: Mode,
     pub(crate) assigned: BTreeMap<TopicPartition, PartitionState>,
     next_epoch: u64,
+    /// Counts subscriptions begun and ended (`subscribe` without one, `unsubscribe`):
+    /// partitions and rebalance events belong to one session.
+    session: u64,
 }
 
 impl State {
@@ -176,6 +183,7 @@ impl Subscriptions {
                 mode: Mode::None,
                 assigned: BTreeMap::new(),
                 next_epoch: 0,
+                session: 0,
             }),
             changed: Notify::new(),
             positioned: Notify::new(),
@@ -210,16 +218,37 @@ impl Subscriptions {
             ));
         }
         let changed = s.mode != Mode::Topics(topics.clone());
+        if s.mode == Mode::None {
+            // A new subscription: a Leave still queued for the one before must not end it.
+            s.session += 1;
+        }
         s.mode = Mode::Topics(topics);
         Ok(changed)
     }
 
     /// The subscribed topics, if the group assigns partitions.
     pub(crate) fn topics(&self) -> Option<BTreeSet<String>> {
-        match &self.lock().mode {
-            Mode::Topics(t) => Some(t.clone()),
+        self.topics_in_session().map(|(topics, _)| topics)
+    }
+
+    /// The subscribed topics and the session they belong to, read together.
+    pub(crate) fn topics_in_session(&self) -> Option<(BTreeSet<String>, u64)> {
+        let s = self.lock();
+        match &s.mode {
+            Mode::Topics(t) => Some((t.clone(), s.session)),
             _ => None,
         }
+    }
+
+    /// The current session: from `subscribe` (without a subscription) to `unsubscribe`.
+    pub(crate) fn session(&self) -> u64 {
+        self.lock().session
+    }
+
+    /// The partitions held and the session they belong to, read together.
+    pub(crate) fn owned(&self) -> (u64, Vec<TopicPartition>) {
+        let s = self.lock();
+        (s.session, s.assigned.keys().cloned().collect())
     }
 
     /// `assign(partitions)`: keeps the state of partitions already held, drops the others,
@@ -259,28 +288,38 @@ impl Subscriptions {
         Ok(dropped)
     }
 
-    /// Forgets the subscription and every partition.
+    /// Forgets the subscription and every partition, and ends the session.
     pub(crate) fn unsubscribe(&self) {
         let mut s = self.lock();
         s.mode = Mode::None;
         s.assigned.clear();
+        s.session += 1;
         drop(s);
         self.wake();
     }
 
-    /// Partitions the group gave this member, waiting for their committed offsets.
-    pub(crate) fn add_assigned(&self, added: &[TopicPartition]) {
+    /// Partitions the group gave this member in `session`, waiting for their committed
+    /// offsets. Returns false, adding nothing, when that session is over.
+    pub(crate) fn add_assigned(&self, session: u64, added: &[TopicPartition]) -> bool {
         let mut s = self.lock();
+        if s.session != session || !matches!(s.mode, Mode::Topics(_)) {
+            return false;
+        }
         for tp in added {
             s.add(tp.clone(), Init::Committed);
         }
         drop(s);
         self.wake();
+        true
     }
 
-    /// Stops fetching and handing out records of partitions about to be revoked.
-    pub(crate) fn mark_pending_revocation(&self, partitions: &[TopicPartition]) {
+    /// Stops fetching and handing out records of partitions of `session` about to be
+    /// revoked.
+    pub(crate) fn mark_pending_revocation(&self, session: u64, partitions: &[TopicPartition]) {
         let mut s = self.lock();
+        if s.session != session {
+            return;
+        }
         for tp in partitions {
             if let Some(p) = s.bump(tp) {
                 p.pending_revocation = true;
@@ -290,9 +329,12 @@ impl Subscriptions {
         self.wake();
     }
 
-    /// Drops partitions (revoked or lost).
-    pub(crate) fn remove(&self, partitions: &[TopicPartition]) {
+    /// Drops partitions of `session` (revoked or lost).
+    pub(crate) fn remove(&self, session: u64, partitions: &[TopicPartition]) {
         let mut s = self.lock();
+        if s.session != session {
+            return;
+        }
         for tp in partitions {
             s.assigned.remove(tp);
         }

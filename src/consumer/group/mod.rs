@@ -11,9 +11,17 @@
 //! ```
 //!
 //! Rebalance callbacks run inside the application's `poll`, as in the Java client, so a
-//! listener can commit offsets and seek with the consumer it is given. The task waits for a
-//! callback's acknowledgement before moving on (joining after revoking, rejoining after a
-//! cooperative revocation), and keeps heartbeating while it waits.
+//! listener can commit offsets and seek with the consumer it is given; `poll` also applies
+//! the assignment change itself (adds the new partitions right before the assigned callback,
+//! drops revoked ones right after theirs), so the application never holds a partition its
+//! listener has not heard of. The task waits for a callback's acknowledgement before moving
+//! on (joining after revoking, rejoining after a cooperative revocation), and keeps
+//! heartbeating while it waits.
+//!
+//! Every event carries the generation and the subscription session it was made for. A
+//! revocation whose generation is no longer current is a loss; an event of an earlier
+//! session (queued before `unsubscribe`) is dropped, since `unsubscribe` already revoked
+//! everything and the partitions of the next subscription may carry the same names.
 //!
 //! Only the classic protocol exists today ([`GroupProtocol::Classic`]). A KIP-848
 //! implementation would be a second task type speaking ConsumerGroupHeartbeat behind the same
@@ -65,8 +73,12 @@ pub(crate) enum Command {
         partitions: Vec<TopicPartition>,
         reply: oneshot::Sender<Result<Committed>>,
     },
-    /// Leave the group (after the application ran its revocation callback).
-    Leave { done: oneshot::Sender<()> },
+    /// Leave the group (after the application ran its revocation callback), unless the
+    /// application started a new subscription `session` since.
+    Leave {
+        done: oneshot::Sender<()>,
+        session: u64,
+    },
 }
 
 /// Committed offsets by partition; `None` where the group has none.
@@ -80,6 +92,9 @@ pub(crate) struct GroupEvent {
     /// The generation the event belongs to; a revocation whose generation is no longer
     /// current is a loss.
     pub(crate) generation: i32,
+    /// The subscription session the event belongs to; poll drops events of an earlier one
+    /// (the application unsubscribed after they were queued).
+    pub(crate) session: u64,
     pub(crate) done: oneshot::Sender<()>,
 }
 
@@ -352,14 +367,30 @@ impl GroupClient {
     }
 
     /// Leaves the group and waits (up to `timeout`) for the LeaveGroup to be answered.
-    pub(crate) async fn leave(&self, timeout: Duration) {
-        let (done, rx) = oneshot::channel();
-        let leave = async {
-            if self.send(Command::Leave { done }).await.is_ok() {
-                let _ = rx.await;
+    ///
+    /// `prepare` runs once the command has room in the queue, and the command is sent right
+    /// after it with no `.await` in between, so a caller's state change in `prepare` (the
+    /// end of the subscription) is never separated from its Leave by a cancellation. It
+    /// returns the subscription session the Leave is for, and runs (without a Leave) also
+    /// when the task is gone or the queue stays full for `timeout`.
+    pub(crate) async fn leave(&self, timeout: Duration, prepare: impl FnOnce() -> u64) {
+        let deadline = Instant::now() + timeout;
+        let permit = match tokio::time::timeout_at(deadline, self.commands.reserve()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => {
+                prepare();
+                return;
+            }
+            Err(_) => {
+                prepare();
+                tracing::warn!(group = %self.group_id, "LeaveGroup not sent within {timeout:?}");
+                return;
             }
         };
-        if tokio::time::timeout(timeout, leave).await.is_err() {
+        let (done, rx) = oneshot::channel();
+        let session = prepare();
+        permit.send(Command::Leave { done, session });
+        if tokio::time::timeout_at(deadline, rx).await.is_err() {
             tracing::warn!(group = %self.group_id, "LeaveGroup not answered within {timeout:?}");
         }
     }

@@ -9,7 +9,8 @@ fn tp(p: i32) -> TopicPartition {
 #[test]
 fn committed_offset_then_fetching_then_consuming() {
     let subs = Subscriptions::new();
-    subs.add_assigned(&[tp(0), tp(1)]);
+    subs.subscribe(["t".to_owned()].into()).unwrap();
+    assert!(subs.add_assigned(subs.session(), &[tp(0), tp(1)]));
     let (committed, reset) = subs.needing_positions();
     assert_eq!(committed.len(), 2);
     assert!(reset.is_empty());
@@ -60,7 +61,8 @@ fn seek_invalidates_data_fetched_before_it() {
 #[test]
 fn policy_none_fails_with_the_partitions() {
     let subs = Subscriptions::new();
-    subs.add_assigned(&[tp(0), tp(1)]);
+    subs.subscribe(["t".to_owned()].into()).unwrap();
+    assert!(subs.add_assigned(subs.session(), &[tp(0), tp(1)]));
     for (tp, epoch) in subs.needing_positions().0 {
         subs.committed_found(&tp, epoch, None, OffsetReset::None);
     }
@@ -142,7 +144,7 @@ fn paused_and_revoking_partitions_are_not_fetched() {
     subs.assign_manual([tp(0), tp(1)].into(), Init::Ready)
         .unwrap();
     subs.set_paused(&[tp(0)], true).unwrap();
-    subs.mark_pending_revocation(&[tp(1)]);
+    subs.mark_pending_revocation(0, &[tp(1)]);
     assert!(subs.fetchable().is_empty());
     assert_eq!(subs.paused(), vec![tp(0)]);
     subs.set_paused(&[tp(0)], false).unwrap();
@@ -178,4 +180,33 @@ fn an_explicit_commit_raises_what_auto_commit_may_commit_until_the_next_poll() {
     subs.seek(&tp(0), 5).unwrap();
     subs.mark_polled();
     assert_eq!(subs.committable()[&tp(0)].offset, 5);
+}
+
+#[test]
+fn a_new_subscription_ignores_partitions_and_revocations_of_the_last_one() {
+    let subs = Subscriptions::new();
+    subs.subscribe(["t".to_owned()].into()).unwrap();
+    let first = subs.session();
+    assert!(subs.add_assigned(first, &[tp(0)]));
+    // Changing the topics keeps the session: the group moves partitions over.
+    subs.subscribe(["t".to_owned(), "u".to_owned()].into())
+        .unwrap();
+    assert_eq!(subs.owned(), (first, vec![tp(0)]));
+    subs.unsubscribe();
+    assert!(!subs.add_assigned(first, &[tp(1)]), "no subscription");
+    subs.subscribe(["t".to_owned()].into()).unwrap();
+    let second = subs.session();
+    assert_ne!(first, second);
+    assert!(
+        !subs.add_assigned(first, &[tp(1)]),
+        "an assignment of the last one"
+    );
+    assert!(subs.add_assigned(second, &[tp(0)]));
+    // A revocation of the first session leaves the same partition of the second alone.
+    subs.mark_pending_revocation(first, &[tp(0)]);
+    subs.remove(first, &[tp(0)]);
+    assert_eq!(subs.assignment(), vec![tp(0)]);
+    assert!(subs.needing_positions().0.iter().any(|(p, _)| *p == tp(0)));
+    subs.remove(second, &[tp(0)]);
+    assert!(subs.assignment().is_empty());
 }

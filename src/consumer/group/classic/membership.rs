@@ -88,8 +88,8 @@ impl ClassicGroup {
         self.shared.set_fatal(code, message);
         self.state = MemberState::Unjoined;
         self.shared.set_generation(-1, &self.generation.member_id);
-        let owned = self.subs.assignment();
-        self.subs.mark_pending_revocation(&owned);
+        let (session, owned) = self.subs.owned();
+        self.subs.mark_pending_revocation(session, &owned);
     }
 
     pub(super) fn partition_counts_changed(&self) -> bool {
@@ -126,8 +126,8 @@ impl ClassicGroup {
                  max.poll.interval.ms. The consumer rejoins on its next poll."
             );
             self.maybe_leave("consumer poll timeout has expired", None);
-            let owned = self.subs.assignment();
-            self.subs.mark_pending_revocation(&owned);
+            let (session, owned) = self.subs.owned();
+            self.subs.mark_pending_revocation(session, &owned);
             self.poll_expired_at = Some(now);
             self.shared.want_poll(true);
         }

@@ -81,7 +81,11 @@ enum Phase {
 
 enum Then {
     Join,
-    Assign(Vec<TopicPartition>),
+    /// Hand these new partitions (of this subscription session) to the application.
+    Assign {
+        added: Vec<TopicPartition>,
+        session: u64,
+    },
 }
 
 /// A finished request of the task.
@@ -145,6 +149,11 @@ pub(super) struct ClassicGroup {
     join_attempts: u32,
     join_after: Instant,
     joined_topics: Option<BTreeSet<String>>,
+    /// The subscription session (see `Subscriptions`) the last JoinGroup was sent for.
+    join_session: u64,
+    /// The subscription session last seen: a new one while still in the group means the
+    /// application subscribed again before the Leave of the last one was done.
+    session: u64,
     leader_snapshot: Option<BTreeMap<String, i32>>,
     phase: Phase,
     fatal: bool,
@@ -196,6 +205,8 @@ impl ClassicGroup {
             join_attempts: 0,
             join_after: now,
             joined_topics: None,
+            join_session: 0,
+            session: 0,
             leader_snapshot: None,
             phase: Phase::Idle,
             fatal: false,
@@ -257,6 +268,16 @@ impl ClassicGroup {
         {
             // A new subscription after a leave (unsubscribe, then subscribe) may join again.
             self.left = false;
+        }
+        let session = self.subs.session();
+        if session != self.session {
+            self.session = session;
+            if self.subs.topics().is_some() && self.state != MemberState::Unjoined {
+                // Subscribed again while the Leave of the last subscription was not done:
+                // this member's partitions went with that subscription, so rejoin for the
+                // group to assign afresh.
+                self.request_rejoin("subscribed again after unsubscribe");
+            }
         }
         let subscribed = self.subscribed();
         let wants_coordinator = subscribed.is_some() || !self.parked.is_empty();
@@ -364,11 +385,18 @@ impl ClassicGroup {
                     self.cluster.track(topics);
                 }
             }
-            Command::Leave { done } => {
+            Command::Leave { done, session } if session != self.subs.session() => {
+                // Sent by an unsubscribe whose caller gave up waiting and subscribed again:
+                // the new subscription stands (`drive` rejoins for it).
+                tracing::debug!("ignoring a Leave of an earlier subscription");
+                let _ = done.send(());
+            }
+            Command::Leave { done, .. } => {
                 self.maybe_leave("the consumer is leaving the group", Some(done));
                 // Subscription changes made before the leave are settled by it; only a later
                 // one (subscribe after unsubscribe) may end the `left` state.
                 self.left = true;
+                self.session = self.subs.session();
                 self.shared
                     .subscription_dirty
                     .store(false, std::sync::atomic::Ordering::Release);

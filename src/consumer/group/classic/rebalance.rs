@@ -24,11 +24,11 @@ impl ClassicGroup {
             return;
         }
         self.needs_join_prepare = false;
-        let owned = self.subs.assignment();
+        let (session, owned) = self.subs.owned();
         if !self.generation.is_valid() {
             if !owned.is_empty() {
                 tracing::info!(?owned, "generation was reset: partitions are lost");
-                let ack = self.send_event(EventKind::Lost, owned, -1);
+                let ack = self.send_event(EventKind::Lost, owned, -1, session);
                 self.phase = Phase::AwaitRevoke {
                     ack,
                     then: Then::Join,
@@ -47,7 +47,7 @@ impl ClassicGroup {
                 }
             };
             if self.protocol == RebalanceProtocol::Eager || !revoked.is_empty() {
-                let ack = self.send_event(EventKind::Revoked, revoked, self.generation.id);
+                let ack = self.send_event(EventKind::Revoked, revoked, self.generation.id, session);
                 self.phase = Phase::AwaitRevoke {
                     ack,
                     then: Then::Join,
@@ -58,20 +58,25 @@ impl ClassicGroup {
         self.start_join();
     }
 
+    /// Queues a rebalance event for the application's next poll. `session` is the
+    /// subscription session the partitions belong to (see `Subscriptions`): poll drops the
+    /// event if the application unsubscribed since.
     pub(super) fn send_event(
         &mut self,
         kind: EventKind,
         partitions: Vec<TopicPartition>,
         generation: i32,
+        session: u64,
     ) -> oneshot::Receiver<()> {
         if kind != EventKind::Assigned {
-            self.subs.mark_pending_revocation(&partitions);
+            self.subs.mark_pending_revocation(session, &partitions);
         }
         let (done, ack) = oneshot::channel();
         let event = GroupEvent {
             kind,
             partitions,
             generation,
+            session,
             done,
         };
         if let Err(e) = self.events.try_send(event) {
@@ -92,17 +97,23 @@ impl ClassicGroup {
                 self.start_join();
             }
             Phase::AwaitRevoke {
-                then: Then::Assign(added),
+                then: Then::Assign { added, session },
                 ..
-            } => self.finish_assignment(added),
+            } => self.finish_assignment(added, session),
             _ => {}
         }
     }
 
     pub(super) fn start_join(&mut self) {
-        let (Some(coord), Some(topics)) = (self.coordinator.clone(), self.subscribed()) else {
+        let Some(coord) = self.coordinator.clone() else {
             return;
         };
+        let Some((topics, session)) = self.subs.topics_in_session().filter(|(t, _)| !t.is_empty())
+        else {
+            return;
+        };
+        // The assignment this join leads to is for this session's subscription only.
+        self.join_session = session;
         let owned = self.subs.assignment();
         let protocols = match join::protocols(
             &self.config.assignors,
@@ -397,7 +408,14 @@ impl ClassicGroup {
         {
             assignor.on_assignment(&assignment, self.generation.id);
         }
-        let owned: BTreeSet<TopicPartition> = self.subs.assignment().into_iter().collect();
+        let (session, owned) = self.subs.owned();
+        if session != self.join_session {
+            // The application unsubscribed after this join started: the assignment is not
+            // for the partitions it holds now.
+            self.request_rejoin("the application unsubscribed during the rebalance");
+            return;
+        }
+        let owned: BTreeSet<TopicPartition> = owned.into_iter().collect();
         let assigned: BTreeSet<TopicPartition> = assignment.partitions.into_iter().collect();
         let added: Vec<TopicPartition> = assigned.difference(&owned).cloned().collect();
         let revoked: Vec<TopicPartition> = owned.difference(&assigned).cloned().collect();
@@ -410,21 +428,24 @@ impl ClassicGroup {
                 ?added,
                 "revoking partitions that moved, then rejoining"
             );
-            let ack = self.send_event(EventKind::Revoked, revoked, self.generation.id);
+            let ack = self.send_event(EventKind::Revoked, revoked, self.generation.id, session);
             self.phase = Phase::AwaitRevoke {
                 ack,
-                then: Then::Assign(added),
+                then: Then::Assign { added, session },
             };
             self.request_rejoin("revoked partitions must be reassigned");
             return;
         }
-        self.finish_assignment(added);
+        self.finish_assignment(added, session);
     }
 
-    pub(super) fn finish_assignment(&mut self, added: Vec<TopicPartition>) {
-        tracing::info!(?added, "adding newly assigned partitions");
-        self.subs.add_assigned(&added);
-        let ack = self.send_event(EventKind::Assigned, added, self.generation.id);
+    /// Hands the new partitions to the application, whose poll adds them and runs the
+    /// assigned callback (as Java's `onJoinComplete` does, on the application's thread): the
+    /// application never holds a partition it was not told about, and a revocation queued
+    /// before can never name one of them.
+    pub(super) fn finish_assignment(&mut self, added: Vec<TopicPartition>, session: u64) {
+        tracing::info!(?added, "newly assigned partitions");
+        let ack = self.send_event(EventKind::Assigned, added, self.generation.id, session);
         self.phase = Phase::AwaitAssigned { ack };
     }
 }
