@@ -39,6 +39,7 @@ mod offsets;
 mod poll;
 mod positions;
 pub(crate) mod protocol;
+mod rebalance;
 mod record;
 mod subscription;
 
