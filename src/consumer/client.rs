@@ -16,6 +16,7 @@ use super::fetcher::Fetcher;
 use super::group::{no_group, GroupClient, GroupEvent, GroupHandle};
 use super::listener::{Callback, ListenerSlot, RebalanceListener};
 use super::positions::PositionLookups;
+use super::rebalance::RevokeCommit;
 use super::subscription::{Init, Subscriptions};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
@@ -78,6 +79,8 @@ pub struct Consumer {
     pub(crate) since_mark: usize,
     /// When `poll` next auto-commits (with auto-commit on).
     pub(crate) auto_commit_at: Option<Instant>,
+    /// The auto-commit a pending revocation waits for.
+    pub(crate) revoke_commit: Option<RevokeCommit>,
     fetcher: JoinHandle<()>,
     /// Tells the fetcher to end its fetch sessions by a deadline, then stop.
     close_fetcher: Option<oneshot::Sender<Instant>>,
@@ -155,6 +158,7 @@ impl Consumer {
             failure_checked: u64::MAX,
             since_mark: 0,
             auto_commit_at,
+            revoke_commit: None,
             fetcher,
             close_fetcher: Some(close_fetcher),
         })

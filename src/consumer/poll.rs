@@ -15,7 +15,7 @@ use futures::stream::BoxStream;
 use tokio::time::{sleep_until, Instant};
 
 use super::drain::Drain;
-use super::rebalance::next_event;
+use super::rebalance::{next_event, RevokeCommit};
 use super::record::ConsumerRecord;
 use super::Consumer;
 use crate::error::{Error, Result};
@@ -25,7 +25,9 @@ impl Consumer {
     /// an empty batch when none arrived in time (Java's `poll`).
     ///
     /// Records of one partition come in offset order. Rebalance callbacks run inside this
-    /// call. Errors: [`Error::NoOffsetForPartition`] and `OFFSET_OUT_OF_RANGE` under
+    /// call. With auto-commit, a revocation first commits the positions of the partitions
+    /// it takes away; `poll` does not wait for that commit past `timeout`, the revocation
+    /// finishes in a later call (without the commit once `max.poll.interval.ms` passed). Errors: [`Error::NoOffsetForPartition`] and `OFFSET_OUT_OF_RANGE` under
     /// `auto.offset.reset=none` until the application seeks, [`Error::Corrupt`] for data that
     /// fails to decode (records before it are returned first), a fatal group error (such as
     /// `FENCED_INSTANCE_ID`), and [`Error::InvalidArgument`] when nothing is subscribed or
@@ -97,7 +99,9 @@ impl Consumer {
         }
         let mut first_pass = true;
         loop {
-            self.run_events().await;
+            // A revocation waiting for its auto-commit blocks the events behind it, not
+            // the records of other partitions.
+            let blocked = self.run_events().await;
             if let Some(group) = &self.group {
                 if let Some(e) = group.client.shared.fatal(group.client.group_id()) {
                     return Err(e);
@@ -123,14 +127,15 @@ impl Consumer {
             tokio::pin!(data, positioned);
             data.as_mut().enable();
             positioned.as_mut().enable();
-            if !self.buffer.is_empty() || self.pending_event.is_some() {
+            if !self.buffer.is_empty() || (self.pending_event.is_some() && !blocked) {
                 continue;
             }
             let _waiting = self.group.as_ref().map(|g| g.client.shared.waiting());
             tokio::select! {
                 _ = data => {}
                 _ = positioned => {}
-                event = next_event(self.events.as_mut()) => match event {
+                _ = RevokeCommit::progress(self.revoke_commit.as_mut()), if blocked => {}
+                event = next_event(self.events.as_mut()), if self.pending_event.is_none() => match event {
                     Some(ev) => self.pending_event = Some(ev),
                     None => self.events = None,
                 },
