@@ -44,9 +44,10 @@
 //!   produce request per leader and owns retries and the idempotence state.
 //! - [`consumer`]: a fetcher task per consumer keeps one Fetch in flight per partition
 //!   leader and fills a bounded buffer of fetched data; the group task (with a `group.id`)
-//!   owns membership (join, sync, heartbeat, commits); the application's `poll` runs
-//!   rebalance callbacks and decodes records lazily. Partition state (positions, pauses) is
-//!   shared between the three behind a short lock.
+//!   owns membership (join, sync, heartbeat, sending commits); the application's `poll`
+//!   applies assignment changes and runs their callbacks, issues auto-commits and decodes
+//!   records lazily. Partition state (positions, pauses) is shared between the three behind
+//!   a short lock.
 //! - [`admin`]: topic, offset and consumer-group management over the cluster layer.
 //!
 //! Every public handle is cheap to clone and shares its tasks, except [`Consumer`], which has
