@@ -30,8 +30,10 @@ pub(super) struct Outgoing {
     pub(super) correlation_id: i32,
     /// The response header version for this API and version (0 or 1).
     pub(super) header_version: i16,
-    /// The whole frame, length prefix included.
+    /// The frame, length prefix included: `frame`, then each of `rest` (a produce request's
+    /// record batches travel there, written from their own buffers).
     pub(super) frame: Bytes,
+    pub(super) rest: Vec<Bytes>,
     /// `false` for `acks=0` produce requests: the reply is sent once the frame is written.
     pub(super) expects_response: bool,
     pub(super) reply: oneshot::Sender<Result<Bytes>>,
@@ -220,6 +222,7 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
                 };
                 if sent {
                     frames.push(msg.frame);
+                    frames.extend(msg.rest);
                 }
             }
             taken += 1;

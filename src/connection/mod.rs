@@ -185,7 +185,46 @@ impl BrokerConnection {
         version: i16,
         timeout: Duration,
     ) -> Result<R::Response> {
-        let mut body = self.roundtrip(req, version, true, timeout).await?;
+        let encode = |id| {
+            self.encode(req, version, id)
+                .map(|frame| (frame, Vec::new()))
+        };
+        let body = self.roundtrip::<R>(encode, version, true, timeout).await?;
+        self.decode::<R>(body, version)
+    }
+
+    /// Sends a request whose body the caller encoded as `body` (segments written one after
+    /// the other, without being copied into one buffer) at `version`, and awaits its
+    /// response within `request.timeout.ms`.
+    ///
+    /// # Cancellation
+    /// As for [`request`](Self::request).
+    pub(crate) async fn request_encoded<R: Request>(
+        &self,
+        body: Vec<Bytes>,
+        version: i16,
+    ) -> Result<R::Response> {
+        let encode = |id| self.encode_head::<R>(body, version, id);
+        let response = self
+            .roundtrip::<R>(encode, version, true, self.request_timeout)
+            .await?;
+        self.decode::<R>(response, version)
+    }
+
+    /// [`request_encoded`](Self::request_encoded) for a request the broker does not answer
+    /// (`acks=0` produce): resolves once the frame has been written.
+    pub(crate) async fn send_encoded_only<R: Request>(
+        &self,
+        body: Vec<Bytes>,
+        version: i16,
+    ) -> Result<()> {
+        let encode = |id| self.encode_head::<R>(body, version, id);
+        self.roundtrip::<R>(encode, version, false, self.request_timeout)
+            .await
+            .map(drop)
+    }
+
+    fn decode<R: Request>(&self, mut body: Bytes, version: i16) -> Result<R::Response> {
         R::Response::decode(&mut body, version).map_err(|e| Error::Protocol {
             broker: self.broker.to_string(),
             reason: format!(
@@ -198,14 +237,19 @@ impl BrokerConnection {
     /// Sends a request the broker does not answer (`acks=0` produce). Resolves once the frame
     /// has been written to the socket.
     pub async fn send_only<R: Request>(&self, req: &R, version: i16) -> Result<()> {
-        self.roundtrip(req, version, false, self.request_timeout)
+        let encode = |id| {
+            self.encode(req, version, id)
+                .map(|frame| (frame, Vec::new()))
+        };
+        self.roundtrip::<R>(encode, version, false, self.request_timeout)
             .await
             .map(drop)
     }
 
+    /// Sends the frame `encode` makes for a fresh correlation id and awaits the response body.
     async fn roundtrip<R: Request>(
         &self,
-        req: &R,
+        encode: impl FnOnce(i32) -> Result<(Bytes, Vec<Bytes>)>,
         version: i16,
         expects_response: bool,
         timeout: Duration,
@@ -214,12 +258,13 @@ impl BrokerConnection {
             return Err(err);
         }
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed) & i32::MAX;
-        let frame = self.encode(req, version, correlation_id)?;
+        let (frame, rest) = encode(correlation_id)?;
         let (reply, response) = oneshot::channel();
         let outgoing = io::Outgoing {
             correlation_id,
             header_version: R::Response::header_version(version),
             frame,
+            rest,
             expects_response,
             reply,
         };
@@ -251,6 +296,34 @@ impl BrokerConnection {
                 broker: self.broker.to_string(),
                 reason: "connection closed".into(),
             })
+    }
+
+    /// The length prefix and request header of a frame whose body is `body`, with `body`.
+    fn encode_head<R: Request>(
+        &self,
+        body: Vec<Bytes>,
+        version: i16,
+        correlation_id: i32,
+    ) -> Result<(Bytes, Vec<Bytes>)> {
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        let header_version = R::header_version(version);
+        let cannot = |e| encode_error(R::KEY, version, e);
+        let header_size = header.compute_size(header_version).map_err(cannot)?;
+        let size = header_size + body.iter().map(Bytes::len).sum::<usize>();
+        let len = i32::try_from(size).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "{} request of {size} bytes is too large",
+                api_name(R::KEY)
+            ))
+        })?;
+        let mut head = BytesMut::with_capacity(4 + header_size);
+        head.put_i32(len);
+        header.encode(&mut head, header_version).map_err(cannot)?;
+        Ok((head.freeze(), body))
     }
 
     fn encode<R: Request>(&self, req: &R, version: i16, correlation_id: i32) -> Result<Bytes> {
@@ -292,8 +365,12 @@ impl BrokerConnection {
                         "CARGO_PKG_VERSION"
                     )));
             }
+            let encode = |id| {
+                self.encode(&req, version, id)
+                    .map(|frame| (frame, Vec::new()))
+            };
             let body = self
-                .roundtrip(&req, version, true, self.request_timeout)
+                .roundtrip::<ApiVersionsRequest>(encode, version, true, self.request_timeout)
                 .await?;
             let code = body
                 .get(..2)

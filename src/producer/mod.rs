@@ -35,6 +35,7 @@ mod config;
 mod idempotence;
 mod partitioner;
 mod record;
+mod request;
 mod sender;
 mod topic;
 

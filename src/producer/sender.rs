@@ -15,13 +15,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId, TopicName,
+    InitProducerIdRequest, ProduceRequest, ProduceResponse, ProducerId,
 };
-use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
 use crate::cluster::{Cluster, ConnClass};
@@ -33,6 +32,7 @@ use super::accumulator::{lock, Accumulator};
 use super::batch::ProducerBatch;
 use super::config::{Acks, ProducerConfig};
 use super::idempotence::Idempotence;
+use super::request::{self, TopicBatches};
 
 /// A produce request in flight: its batches wait here for the response.
 struct InFlight {
@@ -326,16 +326,12 @@ impl Sender {
 
     /// Encodes the batches into one ProduceRequest to `broker` and starts it.
     fn send(&mut self, broker: i32, batches: Vec<ProducerBatch>) {
-        let mut topics: HashMap<String, Vec<PartitionProduceData>> = HashMap::new();
+        let mut parts: Vec<(String, i32, Bytes)> = Vec::with_capacity(batches.len());
         let mut sending = Vec::with_capacity(batches.len());
         for mut batch in batches {
             match batch.encoded() {
                 Ok(records) => {
-                    topics.entry(batch.tp.topic.clone()).or_default().push(
-                        PartitionProduceData::default()
-                            .with_index(batch.tp.partition)
-                            .with_records(Some(records)),
-                    );
+                    parts.push((batch.tp.topic.clone(), batch.tp.partition, records));
                     batch.attempts += 1;
                     batch.retry_at = None;
                     let entry = self
@@ -354,22 +350,21 @@ impl Sender {
         if sending.is_empty() {
             return;
         }
+        // One entry per topic, its partitions in drain order.
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut topics: Vec<TopicBatches> = Vec::new();
+        for (name, partition, records) in parts {
+            match topics.last_mut() {
+                Some(t) if t.name == name => t.partitions.push((partition, records)),
+                _ => topics.push(TopicBatches {
+                    name,
+                    partitions: vec![(partition, records)],
+                }),
+            }
+        }
         let acks = self.config.acks;
-        let req = ProduceRequest::default()
-            .with_acks(acks.wire())
-            .with_timeout_ms(
-                i32::try_from(self.config.client.request_timeout.as_millis()).unwrap_or(i32::MAX),
-            )
-            .with_topic_data(
-                topics
-                    .into_iter()
-                    .map(|(name, partitions)| {
-                        TopicProduceData::default()
-                            .with_name(TopicName(StrBytes::from_string(name)))
-                            .with_partition_data(partitions)
-                    })
-                    .collect(),
-            );
+        let timeout_ms =
+            i32::try_from(self.config.client.request_timeout.as_millis()).unwrap_or(i32::MAX);
         let id = self.next_request;
         self.next_request += 1;
         tracing::trace!(
@@ -390,11 +385,17 @@ impl Sender {
         self.requests.push(Box::pin(async move {
             let result = async {
                 let conn = cluster.broker(broker, ConnClass::Produce).await?;
+                // The batches go out from their own buffers (see request.rs).
+                let version = conn.version::<ProduceRequest>()?;
+                let body = request::encode(version, None, acks.wire(), timeout_ms, &topics)?;
                 if acks == Acks::None {
-                    let version = conn.version::<ProduceRequest>()?;
-                    conn.send_only(&req, version).await.map(|()| None)
+                    conn.send_encoded_only::<ProduceRequest>(body, version)
+                        .await
+                        .map(|()| None)
                 } else {
-                    conn.request(&req).await.map(Some)
+                    conn.request_encoded::<ProduceRequest>(body, version)
+                        .await
+                        .map(Some)
                 }
             }
             .await;
