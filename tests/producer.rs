@@ -30,13 +30,28 @@ async fn producer(extra: &[(&str, &str)]) -> Producer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_thousand_keyed_records_arrive_once_in_send_order() {
-    const N: usize = 200_000;
-    let admin = common::admin().await;
-    let topic = common::new_topic(&admin, "producer-200k", 6).await;
-    let producer = producer(&[("linger.ms", "5")]).await;
+    keyed_records_arrive_once_in_send_order("none", 200_000).await;
+}
 
-    let mut deliveries = Vec::with_capacity(N);
-    for i in 0..N {
+/// Compressed batches are closed and compressed by the sending tasks, and their producer
+/// id, epoch and sequence stamped later by the sender: the same guarantees hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_idempotent_batches_arrive_once_in_send_order() {
+    keyed_records_arrive_once_in_send_order("zstd", 100_000).await;
+}
+
+async fn keyed_records_arrive_once_in_send_order(codec: &str, n: usize) {
+    let admin = common::admin().await;
+    let topic = common::new_topic(&admin, &format!("producer-{codec}-{n}"), 6).await;
+    let producer = producer(&[
+        ("linger.ms", "5"),
+        ("compression.type", codec),
+        ("enable.idempotence", "true"),
+    ])
+    .await;
+
+    let mut deliveries = Vec::with_capacity(n);
+    for i in 0..n {
         let record = ProducerRecord::new(&topic)
             .key(format!("key-{}", i % 997))
             .value(i.to_string());
@@ -48,10 +63,23 @@ async fn two_hundred_thousand_keyed_records_arrive_once_in_send_order() {
         .map(Result::unwrap)
         .collect();
 
-    let fetched = common::fetch::fetch_all(&admin, &common::bootstrap(), &topic).await;
+    let (fetched, batches) =
+        common::fetch::fetch_with_batches(&admin, &common::bootstrap(), &topic).await;
+    // Every batch in the codec, with this producer's id and, per partition, sequences
+    // that follow on from each other: the producer state reached every batch.
+    let producer_id = batches[0].producer_id;
+    assert!(producer_id >= 0, "idempotent batches carry a producer id");
+    let mut next_sequence: HashMap<i32, i32> = HashMap::new();
+    for b in &batches {
+        assert_eq!(b.codec.name(), codec, "{b:?}");
+        assert_eq!(b.producer_id, producer_id, "{b:?}");
+        let expected = next_sequence.entry(b.partition).or_insert(0);
+        assert_eq!(b.base_sequence, *expected, "{b:?}");
+        *expected += b.records as i32;
+    }
     assert_eq!(
         fetched.values().map(Vec::len).sum::<usize>(),
-        N,
+        n,
         "every record exactly once"
     );
     let mut by_position: HashMap<(i32, i64), usize> = HashMap::new();

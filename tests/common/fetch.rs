@@ -28,6 +28,27 @@ pub async fn fetch_with_codecs(
     bootstrap: &str,
     topic: &str,
 ) -> (HashMap<i32, Vec<Record>>, Vec<Compression>) {
+    let (records, batches) = fetch_with_batches(admin, bootstrap, topic).await;
+    (records, batches.into_iter().map(|b| b.codec).collect())
+}
+
+/// What a batch header says, beside its records.
+#[allow(dead_code)] // each test binary uses its own part of this module
+#[derive(Clone, Debug)]
+pub struct BatchInfo {
+    pub partition: i32,
+    pub codec: Compression,
+    pub producer_id: i64,
+    pub base_sequence: i32,
+    pub records: usize,
+}
+
+/// [`fetch_all`], plus the header of every batch read, in log order per partition.
+pub async fn fetch_with_batches(
+    admin: &Admin,
+    bootstrap: &str,
+    topic: &str,
+) -> (HashMap<i32, Vec<Record>>, Vec<BatchInfo>) {
     let described = admin.describe_topics(&[topic]).await.unwrap().remove(0);
     let specs = described
         .partitions
@@ -38,7 +59,7 @@ pub async fn fetch_with_codecs(
     let cluster = admin.describe_cluster().await.unwrap();
     let opts = ConnectionOptions::from(&ClientConfig::new(bootstrap));
     let mut out = HashMap::new();
-    let mut codecs = Vec::new();
+    let mut batches = Vec::new();
     for p in &described.partitions {
         let end = ends[&TopicPartition::new(topic, p.partition)]
             .offset
@@ -76,9 +97,16 @@ pub async fn fetch_with_codecs(
                 let batch = batch.unwrap();
                 batch.validate_crc().unwrap();
                 let is_control = batch.is_control();
-                codecs.push(batch.compression().unwrap());
+                let mut info = BatchInfo {
+                    partition: p.partition,
+                    codec: batch.compression().unwrap(),
+                    producer_id: batch.producer_id(),
+                    base_sequence: batch.base_sequence(),
+                    records: 0,
+                };
                 for record in batch.records(DEFAULT_MAX_DECOMPRESSED_SIZE).unwrap() {
                     let record = record.unwrap();
+                    info.records += 1;
                     if record.offset >= offset {
                         offset = record.offset + 1;
                         if !is_control {
@@ -87,9 +115,10 @@ pub async fn fetch_with_codecs(
                     }
                 }
                 offset = offset.max(batch.last_offset() + 1);
+                batches.push(info);
             }
         }
         out.insert(p.partition, records);
     }
-    (out, codecs)
+    (out, batches)
 }
