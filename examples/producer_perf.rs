@@ -68,6 +68,8 @@ usage: producer_perf --topic TOPIC --num-records N --record-size BYTES
                             --command-property is the same flag
   --create-partitions N     first create the topic with N partitions if it does not exist
                             (broker default replication factor)
+  --tasks N                 send from N tasks sharing the producer, each its share of the
+                            records and of --throughput (default 1, as the Java tool)
   --reporting-interval MS   interval of the window lines, default 5000
   --print-metrics           accepted for compatibility with the Java tool, ignored
   -h, --help                print this text
@@ -101,6 +103,7 @@ struct Args {
     throughput: Option<f64>,
     props: Vec<(String, String)>,
     create_partitions: Option<i32>,
+    tasks: u64,
     reporting_interval: Duration,
     print_metrics: bool,
 }
@@ -114,6 +117,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     let mut throughput = None;
     let mut props = Vec::new();
     let mut create_partitions = None;
+    let mut tasks = 1;
     let mut reporting_interval = Duration::from_millis(5000);
     let mut print_metrics = false;
 
@@ -159,6 +163,12 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 }
                 create_partitions = Some(n);
             }
+            "--tasks" => {
+                tasks = number(&flag, &value()?)?;
+                if tasks == 0 {
+                    return Err("--tasks must be at least 1".into());
+                }
+            }
             "--reporting-interval" => {
                 let ms: u64 = number(&flag, &value()?)?;
                 if ms == 0 {
@@ -201,6 +211,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         throughput,
         props,
         create_partitions,
+        tasks,
         reporting_interval,
         print_metrics,
     }))
@@ -279,31 +290,36 @@ async fn run(args: Args) -> ExitCode {
         }
     };
 
-    let mut payloads = Payloads::new(args.record_size);
     let start = Instant::now();
     let stats = Arc::new(Mutex::new(Stats::new(args.num_records, start)));
     let reporter = tokio::spawn(report_windows(stats.clone(), args.reporting_interval));
-    let mut throttler = args.throughput.map(|t| Throttler::new(t, start));
 
-    let mut refused = None;
-    for i in 0..args.num_records {
-        let record = ProducerRecord::new(args.topic.as_str()).value(payloads.next());
-        let stats_cb = stats.clone();
-        let bytes = args.record_size;
-        let sent_at = Instant::now();
-        let delivered = move |result: kafka_client::Result<RecordMetadata>| {
-            let latency = sent_at.elapsed();
-            lock(&stats_cb).complete(result.map(|_| ()), latency, bytes);
+    // Each task sends its share: the first ones one record more when it does not divide.
+    let mut senders = Vec::new();
+    for task in 0..args.tasks {
+        let count = args.num_records / args.tasks + u64::from(task < args.num_records % args.tasks);
+        let job = Job {
+            producer: producer.clone(),
+            topic: args.topic.clone(),
+            record_size: args.record_size,
+            count,
+            throughput: args.throughput.map(|t| t / args.tasks as f64),
+            seed: task,
+            start,
+            stats: stats.clone(),
         };
-        if let Err(e) = producer.send_with_callback(record, delivered).await {
-            refused = Some((i, e));
-            break;
-        }
-        if let Some(throttler) = throttler.as_mut() {
-            if throttler.should_throttle(i, sent_at) {
-                throttler.throttle().await;
-            }
-        }
+        senders.push(tokio::spawn(job.run()));
+    }
+    let mut refused = None;
+    for sender in senders {
+        let stopped = match sender.await {
+            Ok(Some((sent, e))) => Some(format!(
+                "stopped after {sent} of its records: send refused: {e}"
+            )),
+            Ok(None) => None,
+            Err(e) => Some(format!("sending task failed: {e}")),
+        };
+        refused = refused.or(stopped);
     }
     let flushed = producer.flush().await;
     producer.close(Duration::from_secs(30)).await;
@@ -313,9 +329,9 @@ async fn run(args: Args) -> ExitCode {
     let stats = lock(&stats);
     println!("{}", stats.summary(end));
     let mut ok = true;
-    if let Some((sent, e)) = refused {
+    if let Some(why) = refused {
         eprintln!(
-            "error: stopped after {sent} of {} records: send refused: {e}",
+            "error: of {} records, a sending task {why}",
             args.num_records
         );
         ok = false;
@@ -336,6 +352,45 @@ async fn run(args: Args) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// One sending task's share of the run.
+struct Job {
+    producer: Producer,
+    topic: String,
+    record_size: usize,
+    count: u64,
+    throughput: Option<f64>,
+    seed: u64,
+    start: Instant,
+    stats: Arc<Mutex<Stats>>,
+}
+
+impl Job {
+    /// Sends `count` records; the number sent and the error when `send` refused one.
+    async fn run(self) -> Option<(u64, Error)> {
+        let mut payloads = Payloads::new(self.record_size, self.seed);
+        let mut throttler = self.throughput.map(|t| Throttler::new(t, self.start));
+        for i in 0..self.count {
+            let record = ProducerRecord::new(self.topic.as_str()).value(payloads.next());
+            let stats = self.stats.clone();
+            let bytes = self.record_size;
+            let sent_at = Instant::now();
+            let delivered = move |result: kafka_client::Result<RecordMetadata>| {
+                let latency = sent_at.elapsed();
+                lock(&stats).complete(result.map(|_| ()), latency, bytes);
+            };
+            if let Err(e) = self.producer.send_with_callback(record, delivered).await {
+                return Some((i, e));
+            }
+            if let Some(throttler) = throttler.as_mut() {
+                if throttler.should_throttle(i, sent_at) {
+                    throttler.throttle().await;
+                }
+            }
+        }
+        None
     }
 }
 
@@ -559,8 +614,9 @@ struct Payloads {
 }
 
 impl Payloads {
-    fn new(size: usize) -> Self {
-        let mut rng = 0;
+    /// Payloads of `size` bytes; tasks with different seeds pick different windows.
+    fn new(size: usize, seed: u64) -> Self {
+        let mut rng = seed;
         let buffer: Vec<u8> = (0..size + PAYLOAD_SPREAD)
             .map(|_| b'A' + (splitmix64(&mut rng) % 26) as u8)
             .collect();
@@ -606,6 +662,7 @@ mod tests {
         assert_eq!(args.record_size, 100);
         assert_eq!(args.throughput, None);
         assert!(args.print_metrics);
+        assert_eq!(args.tasks, 1, "one sending task unless asked");
         assert_eq!(
             args.props,
             [
@@ -633,6 +690,10 @@ mod tests {
             (
                 "--topic t --num-records 1 --record-size 1 --throughput 0",
                 "--throughput",
+            ),
+            (
+                "--topic t --num-records 1 --record-size 1 --tasks 0",
+                "--tasks must be at least 1",
             ),
             (
                 "--topic --num-records 1 --record-size 1",
@@ -701,11 +762,11 @@ mod tests {
 
     #[test]
     fn payloads_are_letters_of_the_record_size() {
-        let mut p = Payloads::new(100);
+        let mut p = Payloads::new(100, 0);
         let (a, b) = (p.next(), p.next());
         assert_eq!((a.len(), b.len()), (100, 100));
         assert_ne!(a, b);
         assert!(a.iter().all(u8::is_ascii_uppercase));
-        assert!(Payloads::new(0).next().is_empty());
+        assert!(Payloads::new(0, 0).next().is_empty());
     }
 }
