@@ -33,8 +33,8 @@ async fn two_hundred_thousand_keyed_records_arrive_once_in_send_order() {
     keyed_records_arrive_once_in_send_order("none", 200_000).await;
 }
 
-/// Compressed batches are closed and compressed by the sending tasks, and their producer
-/// id, epoch and sequence stamped later by the sender: the same guarantees hold.
+/// Compressed idempotent batches: the same guarantees, and every batch carries the
+/// producer's id and sequences that follow on from each other per partition.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compressed_idempotent_batches_arrive_once_in_send_order() {
     keyed_records_arrive_once_in_send_order("zstd", 100_000).await;

@@ -19,7 +19,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::protocol::records::{Compression, ProducerState, RecordBatchBuilder};
+use crate::protocol::records::{Compression, RecordBatchBuilder};
 use crate::types::{Header, TopicPartition};
 
 use super::batch::ProducerBatch;
@@ -169,18 +169,12 @@ impl Accumulator {
             ))));
         };
         let mut wake = false;
-        // Full compressed batches, to compress here rather than on the sender task.
-        let mut to_seal: Vec<(u64, RecordBatchBuilder)> = Vec::new();
-        let seal_here = self.compression.id() != 0;
         {
             let mut q = lock(queue);
             let fits = q.back().is_some_and(|b| b.fits(size, self.batch_size));
             if !fits {
                 if let Some(last) = q.back_mut() {
                     last.full = true;
-                    if seal_here {
-                        to_seal.extend(last.start_sealing().map(|b| (last.id, b)));
-                    }
                 }
                 let capacity = self.batch_size.max(size + 128);
                 let builder = RecordBatchBuilder::new(self.compression, capacity);
@@ -200,21 +194,7 @@ impl Accumulator {
                 if batch.size >= self.batch_size {
                     batch.full = true;
                     wake = true;
-                    if seal_here {
-                        to_seal.extend(batch.start_sealing().map(|b| (batch.id, b)));
-                    }
                 }
-            }
-        }
-        // Compression runs on the task that filled the batch, outside the queue's lock, so
-        // many sending tasks compress in parallel and the sender task only does I/O. The
-        // producer state is stamped when the sender assigns it.
-        for (id, builder) in to_seal {
-            let sealed = builder.build_mut(ProducerState::NONE);
-            let mut q = lock(queue);
-            // Gone if it expired or failed meanwhile: then its outcome is already reported.
-            if let Some(batch) = q.iter_mut().rev().find(|b| b.id == id) {
-                batch.sealed(sealed);
             }
         }
         if wake {
@@ -284,10 +264,6 @@ impl Accumulator {
     /// When the head batch of a queue may be sent: now if full, flushing, closing or retrying
     /// after its backoff; else when its linger ends. `None` for an empty queue.
     pub(crate) fn ready_at(&self, batch: &ProducerBatch, more_behind: bool) -> Instant {
-        if batch.sealing {
-            // The task compressing it wakes the sender when done.
-            return batch.created + Duration::from_secs(3600);
-        }
         if let Some(at) = batch.retry_at {
             return at;
         }

@@ -1,11 +1,11 @@
 //! One partition's batch: records written in place as they arrive, the deliveries waiting on
 //! them, and the retry and sequence state the sender keeps while it is in flight.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::protocol::records::{stamp_producer_state, ProducerState, RecordBatchBuilder};
+use crate::protocol::records::{ProducerState, RecordBatchBuilder};
 use crate::types::{Header, TopicPartition};
 
 use super::record::{Delivery, RecordMetadata};
@@ -23,12 +23,7 @@ pub(crate) struct ProducerBatch {
     pub(crate) tp: TopicPartition,
     /// Open while records can still be appended.
     builder: Option<RecordBatchBuilder>,
-    /// Closed and compressed by the task that filled it, producer state not yet stamped
-    /// (or why that failed).
-    sealed: Option<Result<BytesMut>>,
-    /// An appending task is compressing the batch: neither open nor ready to send.
-    pub(crate) sealing: bool,
-    /// The encoded (and compressed) batch as sent.
+    /// The encoded (and compressed) batch, once closed.
     built: Option<Bytes>,
     /// One entry per record, in offset order, with the create time sent.
     deliveries: Vec<(Delivery, i64)>,
@@ -59,8 +54,6 @@ impl ProducerBatch {
             id,
             tp,
             builder: Some(builder),
-            sealed: None,
-            sealing: false,
             built: None,
             deliveries: Vec::with_capacity(records),
             created: Instant::now(),
@@ -77,7 +70,6 @@ impl ProducerBatch {
     /// any record, so records larger than `batch.size` travel alone).
     pub(crate) fn fits(&self, size: usize, batch_size: usize) -> bool {
         !self.full
-            && !self.sealing
             && self.builder.is_some()
             && (self.deliveries.is_empty() || self.size + size <= batch_size)
     }
@@ -111,30 +103,16 @@ impl ProducerBatch {
         self.deliveries.len()
     }
 
-    /// Takes the full batch's builder so that the appending task can compress it outside
-    /// the queue's lock (see [`Accumulator::append`](super::accumulator::Accumulator)); the
-    /// batch is not sent until [`sealed`](Self::sealed) gives the result back.
-    pub(crate) fn start_sealing(&mut self) -> Option<RecordBatchBuilder> {
-        let builder = self.builder.take()?;
-        self.sealing = true;
-        Some(builder)
-    }
-
-    /// The outcome of compressing what [`start_sealing`](Self::start_sealing) took.
-    pub(crate) fn sealed(&mut self, result: Result<BytesMut>) {
-        if let Ok(bytes) = &result {
-            self.size = bytes.len();
-        }
-        self.sealed = Some(result);
-        self.sealing = false;
-    }
-
     /// Encodes the batch for the wire on its first send, stamping the producer state.
     /// Later sends reuse the bytes (rewriting the state after an epoch bump).
     pub(crate) fn encoded(&mut self) -> Result<Bytes> {
         if let Some(bytes) = &self.built {
             return Ok(bytes.clone());
         }
+        let builder = self
+            .builder
+            .take()
+            .ok_or_else(|| Error::InvalidArgument("batch has neither builder nor bytes".into()))?;
         let state = match self.sequence {
             Some(s) => ProducerState {
                 producer_id: s.producer_id,
@@ -144,22 +122,7 @@ impl ProducerBatch {
             },
             None => ProducerState::NONE,
         };
-        let bytes = match self.sealed.take() {
-            // Compressed by the appending task with no producer state: stamp it in place.
-            Some(sealed) => {
-                let mut bytes = sealed?;
-                if state != ProducerState::NONE {
-                    stamp_producer_state(&mut bytes, state)?;
-                }
-                bytes.freeze()
-            }
-            None => {
-                let builder = self.builder.take().ok_or_else(|| {
-                    Error::InvalidArgument("batch has neither builder nor bytes".into())
-                })?;
-                builder.build(state)?
-            }
-        };
+        let bytes = builder.build(state)?;
         self.built = Some(bytes.clone());
         Ok(bytes)
     }
@@ -168,7 +131,7 @@ impl ProducerBatch {
     pub(crate) fn resequence(&mut self, sequence: Sequenced) -> Result<()> {
         self.sequence = Some(sequence);
         if let Some(bytes) = self.built.take() {
-            let mut owned = BytesMut::from(&bytes[..]);
+            let mut owned = bytes::BytesMut::from(&bytes[..]);
             crate::protocol::records::rewrite_producer_state(
                 &mut owned,
                 ProducerState {

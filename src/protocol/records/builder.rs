@@ -245,12 +245,6 @@ impl RecordBatchBuilder {
     /// Fails on an empty batch (a batch always carries at least one record), a batch over
     /// the protocol's 2 GiB, or a compression failure.
     pub fn build(self, producer: ProducerState) -> Result<Bytes> {
-        self.build_mut(producer).map(BytesMut::freeze)
-    }
-
-    /// [`build`](Self::build), leaving the batch writable so that its producer state can be
-    /// stamped later with [`rewrite_producer_state`] without a copy.
-    pub(crate) fn build_mut(self, producer: ProducerState) -> Result<BytesMut> {
         if self.count == 0 {
             return Err(Error::InvalidArgument(
                 "cannot build an empty record batch".into(),
@@ -274,7 +268,7 @@ impl RecordBatchBuilder {
         if self.compression.id() == 0 {
             let mut buf = self.buf;
             header.write(&mut buf)?;
-            return Ok(buf);
+            return Ok(buf.freeze());
         }
         let records = &self.buf[RECORD_BATCH_OVERHEAD..];
         // Room for the worst case, so the codec never reallocates mid-stream...
@@ -287,7 +281,7 @@ impl RecordBatchBuilder {
             out.shrink_to_fit();
         }
         header.write(&mut out)?;
-        Ok(BytesMut::from(Bytes::from(out)))
+        Ok(Bytes::from(out))
     }
 
     /// A control batch holding one transaction marker (`commit` or abort), as a transaction
@@ -319,15 +313,6 @@ impl RecordBatchBuilder {
 /// The batch must be one whole magic v2 batch with a valid CRC: re-signing a batch whose
 /// CRC is already wrong would hide the corruption, so that is refused.
 pub fn rewrite_producer_state(batch: &mut [u8], state: ProducerState) -> Result<()> {
-    rewrite(batch, state, true)
-}
-
-/// [`rewrite_producer_state`] for a batch this process just built (one CRC pass, not two).
-pub(crate) fn stamp_producer_state(batch: &mut [u8], state: ProducerState) -> Result<()> {
-    rewrite(batch, state, false)
-}
-
-fn rewrite(batch: &mut [u8], state: ProducerState, verify: bool) -> Result<()> {
     if batch.len() < RECORD_BATCH_OVERHEAD || batch[MAGIC_OFFSET] != 2 {
         return Err(Error::corrupt("not a magic v2 record batch"));
     }
@@ -338,7 +323,7 @@ fn rewrite(batch: &mut [u8], state: ProducerState, verify: bool) -> Result<()> {
             batch.len()
         )));
     }
-    if verify && crc_of(batch) != u32::from_be_bytes(super::array_at(batch, CRC_OFFSET)) {
+    if crc_of(batch) != u32::from_be_bytes(super::array_at(batch, CRC_OFFSET)) {
         return Err(Error::corrupt(
             "refusing to re-sign a batch whose CRC does not match",
         ));

@@ -59,7 +59,6 @@ mod varint;
 pub(crate) mod tests;
 
 pub use batch::{RecordBatch, RecordBatches, TimestampType};
-pub(crate) use builder::stamp_producer_state;
 pub use builder::{rewrite_producer_state, ProducerState, RecordBatchBuilder};
 pub use compression::{Compression, DEFAULT_MAX_DECOMPRESSED_SIZE};
 pub use record::{ControlRecordType, Record, Records};
