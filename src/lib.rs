@@ -39,9 +39,11 @@
 //!   and a pool of connections per broker and traffic class (control, produce, fetch,
 //!   group). A background task refreshes metadata every `metadata.max.age.ms` and ends
 //!   with the last handle.
-//! - [`producer`]: `send` appends to per-partition batches in the accumulator (it owns the
-//!   `buffer.memory` semaphore); one sender task per producer drains ready batches into a
-//!   produce request per leader and owns retries and the idempotence state.
+//! - [`producer`]: `send` finds the topic's handle (its partition queues, partitioner state
+//!   and cached metadata) with one look-up and appends to a per-partition batch in the
+//!   accumulator (it owns the `buffer.memory` semaphore); one sender task per producer
+//!   drains ready batches into a produce request per leader, written from the batches' own
+//!   buffers, and owns compression, retries and the idempotence state.
 //! - [`consumer`]: a fetcher task per consumer keeps one Fetch in flight per partition
 //!   leader and fills a bounded buffer of fetched data; the group task (with a `group.id`)
 //!   owns membership (join, sync, heartbeat, sending commits); the application's `poll`
