@@ -319,10 +319,15 @@ async fn read_frame<R: AsyncRead + Unpin>(
             "response length {len} outside 4..={max_size} (receive.message.max.bytes)"
         )));
     }
-    let mut buf = BytesMut::with_capacity(len.min(64 * 1024));
+    // Up to 8 MiB at once: a Fetch response of that size (several partitions at the
+    // default max.partition.fetch.bytes) lands without being regrown and copied. Past that,
+    // memory grows with the bytes that actually arrive, so a lying length prefix costs at
+    // most 8 MiB.
+    const FIRST: usize = 8 * 1024 * 1024;
+    let mut buf = BytesMut::with_capacity(len.min(FIRST));
     while buf.len() < len {
         if buf.capacity() == buf.len() {
-            let grow = (len - buf.len()).min(buf.len().max(64 * 1024));
+            let grow = (len - buf.len()).min(buf.len().max(FIRST));
             buf.reserve(grow);
         }
         let want = len - buf.len();

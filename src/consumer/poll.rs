@@ -190,6 +190,11 @@ impl Consumer {
                 match drain.next_record() {
                     Ok(Some(r)) => {
                         last = Some((r.offset + 1, r.leader_epoch));
+                        if out.capacity() == 0 {
+                            // Room for a typical poll at once rather than by doubling, but
+                            // only once there is a record (empty polls allocate nothing).
+                            out.reserve(max.min(256));
+                        }
                         out.push(r);
                     }
                     Ok(None) => {

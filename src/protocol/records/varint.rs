@@ -111,6 +111,26 @@ pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64> {
 
 #[inline]
 fn read_unsigned(buf: &[u8], pos: &mut usize, max_bytes: usize, what: &str) -> Result<u64> {
+    // A record's varints are nearly all one or two bytes (deltas, lengths under 8 KiB):
+    // decode those without the loop.
+    let at = *pos;
+    if let Some(&b0) = buf.get(at) {
+        if b0 < 0x80 {
+            *pos = at + 1;
+            return Ok(u64::from(b0));
+        }
+        if let Some(&b1) = buf.get(at + 1) {
+            if b1 < 0x80 {
+                *pos = at + 2;
+                return Ok(u64::from(b0 & 0x7f) | u64::from(b1) << 7);
+            }
+        }
+    }
+    read_unsigned_long(buf, pos, max_bytes, what)
+}
+
+#[inline(never)]
+fn read_unsigned_long(buf: &[u8], pos: &mut usize, max_bytes: usize, what: &str) -> Result<u64> {
     let mut z = 0u64;
     for i in 0..max_bytes {
         let Some(&b) = buf.get(*pos + i) else {
