@@ -217,6 +217,16 @@ impl ConsumerBuilder {
         )
     }
 
+    /// `exclude.internal.topics`: whether a [pattern subscription](Consumer::subscribe_pattern)
+    /// leaves out internal topics such as `__consumer_offsets`, even when the pattern matches
+    /// them. Default `true`.
+    pub fn exclude_internal_topics(self, exclude: bool) -> Self {
+        self.set(
+            "exclude.internal.topics",
+            if exclude { "true" } else { "false" },
+        )
+    }
+
     /// `check.crcs`: verify each fetched batch's CRC32C. Default `true`.
     pub fn check_crcs(self, check: bool) -> Self {
         self.set("check.crcs", if check { "true" } else { "false" })

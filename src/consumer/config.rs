@@ -80,6 +80,8 @@ pub(crate) struct ConsumerConfig {
     pub(crate) isolation_level: IsolationLevel,
     pub(crate) assignors: Vec<Arc<dyn PartitionAssignor>>,
     pub(crate) allow_auto_create_topics: bool,
+    /// Whether a subscribed pattern leaves out internal topics (`exclude.internal.topics`).
+    pub(crate) exclude_internal_topics: bool,
     pub(crate) check_crcs: bool,
     pub(crate) client_rack: Option<String>,
     pub(crate) fetch_buffer_max_bytes: usize,
@@ -120,6 +122,7 @@ impl Default for ConsumerConfig {
             isolation_level: IsolationLevel::ReadUncommitted,
             assignors: default_assignors(),
             allow_auto_create_topics: true,
+            exclude_internal_topics: true,
             check_crcs: true,
             client_rack: None,
             fetch_buffer_max_bytes: DEFAULT_FETCH_BUFFER_MAX_BYTES,
@@ -194,6 +197,7 @@ impl ConsumerConfig {
             }
             "partition.assignment.strategy" => self.assignors = assignors_from_config(value)?,
             "allow.auto.create.topics" => self.allow_auto_create_topics = boolean(key, value)?,
+            "exclude.internal.topics" => self.exclude_internal_topics = boolean(key, value)?,
             "check.crcs" => self.check_crcs = boolean(key, value)?,
             "client.rack" => self.client_rack = non_empty(value),
             "fetch.buffer.max.bytes" => self.fetch_buffer_max_bytes = positive(key, value)?,
@@ -368,7 +372,7 @@ mod tests {
         assert_eq!(c.isolation_level, IsolationLevel::ReadUncommitted);
         let names: Vec<&str> = c.assignors.iter().map(|a| a.name()).collect();
         assert_eq!(names, ["range", "cooperative-sticky"]);
-        assert!(c.allow_auto_create_topics && c.check_crcs);
+        assert!(c.allow_auto_create_topics && c.check_crcs && c.exclude_internal_topics);
         assert_eq!(c.rebalance_protocol(), RebalanceProtocol::Eager);
         // Java's JoinGroup waits for the rebalance timeout plus a margin.
         assert_eq!(c.join_timeout(), Duration::from_secs(305));
@@ -482,6 +486,7 @@ mod tests {
             ("partition.assignment.strategy", "cooperative-sticky"),
             ("client.rack", "r1"),
             ("fetch.buffer.max.bytes", "1000000"),
+            ("exclude.internal.topics", "false"),
             (
                 "key.deserializer",
                 "org.apache.kafka.common.serialization.StringDeserializer",
@@ -495,5 +500,6 @@ mod tests {
         assert_eq!(c.rebalance_protocol(), RebalanceProtocol::Cooperative);
         assert_eq!(c.client_rack.as_deref(), Some("r1"));
         assert_eq!(c.fetch_buffer_max_bytes, 1_000_000);
+        assert!(!c.exclude_internal_topics);
     }
 }
