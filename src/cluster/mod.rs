@@ -3,21 +3,23 @@
 //! The crate-internal `Cluster` handle is shared by the producer's sender, the consumer's
 //! fetcher and coordinator, and the admin client. It owns one background task that refreshes metadata every
 //! `metadata.max.age.ms`, or soon after someone reports stale metadata (a leader error); the
-//! task ends when the last `Cluster` handle is dropped.
+//! task ends when the last `Cluster` handle is dropped. It asks about the topics the client
+//! tracks, or about every topic while a consumer's pattern subscription needs the full list
+//! (`Cluster::set_refresh_all`); `Cluster::refreshes` tells tasks about every new snapshot.
 
 pub(crate) mod metadata;
 pub(crate) mod offsets;
 pub(crate) mod pool;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use crate::config::{Backoff, ClientConfig};
@@ -55,7 +57,11 @@ struct Inner {
     /// Bumped after each new metadata snapshot, so callers caching parts of one can tell
     /// with one atomic load whether theirs is still current.
     generation: AtomicU64,
+    /// Carries the generation too, for tasks that wait for the next snapshot.
+    refreshed: watch::Sender<u64>,
     tracked: Mutex<BTreeSet<String>>,
+    /// The periodic refresh asks for every topic rather than the tracked ones.
+    refresh_all: AtomicBool,
     /// Serializes refreshes; holds when the last one finished.
     refreshing: tokio::sync::Mutex<Option<Instant>>,
     /// Wakes the refresh task: for an early refresh, or to end it when `Inner` drops.
@@ -109,7 +115,9 @@ impl Cluster {
                 pool,
                 metadata: RwLock::new(Arc::new(ClusterMetadata::default())),
                 generation: AtomicU64::new(0),
+                refreshed: watch::Sender::new(0),
                 tracked: Mutex::new(BTreeSet::new()),
+                refresh_all: AtomicBool::new(false),
                 refreshing: tokio::sync::Mutex::new(None),
                 wake_refresher: Arc::new(Notify::new()),
             }),
@@ -142,10 +150,30 @@ impl Cluster {
         self.inner.generation.load(Ordering::Acquire)
     }
 
-    /// Adds topics to those refreshed periodically.
+    /// Adds topics to those refreshed periodically. Ignored while every topic is refreshed
+    /// ([`set_refresh_all`](Self::set_refresh_all)): a name tracked then (a topic a pattern
+    /// matched) would be asked for by name later, and re-created by the broker's
+    /// auto-creation if it was deleted meanwhile.
     pub(crate) fn track(&self, topics: impl IntoIterator<Item = String>) {
+        if self.inner.refresh_all.load(Ordering::Acquire) {
+            return;
+        }
         let mut tracked = self.inner.tracked.lock().unwrap_or_else(|e| e.into_inner());
         tracked.extend(topics);
+    }
+
+    /// Makes the periodic refresh ask for every topic in the cluster (`true`) or only the
+    /// tracked ones (`false`, the default). A consumer subscribed to a pattern needs the full
+    /// list, as Java's `ConsumerMetadata` asks for all topics then; others never pay for it.
+    pub(crate) fn set_refresh_all(&self, all: bool) {
+        self.inner.refresh_all.store(all, Ordering::Release);
+    }
+
+    /// A receiver that sees every new metadata snapshot (its value is the
+    /// [generation](Self::metadata_generation)); `changed().await` returns once one arrives
+    /// after the last value seen.
+    pub(crate) fn refreshes(&self) -> watch::Receiver<u64> {
+        self.inner.refreshed.subscribe()
     }
 
     /// Asks the refresh task for a refresh soon (after `retry.backoff.ms` since the last),
@@ -191,7 +219,8 @@ impl Cluster {
             .metadata
             .write()
             .unwrap_or_else(|e| e.into_inner()) = next.clone();
-        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        let generation = self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.inner.refreshed.send_replace(generation);
         *last = Some(Instant::now());
         Ok(Refreshed {
             metadata: next,
@@ -387,7 +416,8 @@ impl Cluster {
     }
 }
 
-/// Refreshes tracked topics every `metadata.max.age.ms`, or soon after a request for it.
+/// Refreshes tracked topics (or all, see [`Cluster::set_refresh_all`]) every
+/// `metadata.max.age.ms`, or soon after a request for it.
 /// Holds no strong reference while it sleeps, so dropping the last `Cluster` ends it.
 async fn refresh_loop(inner: Weak<Inner>, wake: Arc<Notify>) {
     let Some((max_age, min_gap)) = inner
@@ -405,8 +435,13 @@ async fn refresh_loop(inner: Weak<Inner>, wake: Arc<Notify>) {
             tokio::time::sleep(min_gap).await;
         }
         let Some(inner) = inner.upgrade() else { return };
+        let topics = if inner.refresh_all.load(Ordering::Acquire) {
+            Topics::All
+        } else {
+            Topics::Tracked
+        };
         let cluster = Cluster { inner };
-        if let Err(e) = cluster.refresh(Topics::Tracked).await {
+        if let Err(e) = cluster.refresh(topics).await {
             tracing::debug!(error = %e, "periodic metadata refresh failed");
         }
     }
