@@ -3,9 +3,10 @@
 //! - [`producer`]: batching (`batch.size`, `linger.ms`, `buffer.memory`), compression
 //!   (gzip, snappy, lz4, zstd), Java-compatible partitioning, acks and retries within
 //!   `delivery.timeout.ms`, idempotence by default.
-//! - [`consumer`]: consumer groups (classic protocol, Java-compatible assignors, eager and
-//!   cooperative rebalancing, static membership), manual assignment, commits, seeks,
-//!   read_committed, pipelined fetching with KIP-227 fetch sessions.
+//! - [`consumer`]: consumer groups (classic protocol, subscriptions to topics or to a
+//!   pattern, Java-compatible assignors, eager and cooperative rebalancing, static
+//!   membership), manual assignment, commits, seeks, read_committed, pipelined fetching
+//!   with KIP-227 fetch sessions.
 //! - [`admin`]: create, delete, list and describe topics; list offsets; list and describe
 //!   consumer groups with their committed offsets.
 //! - [`connection`] and [`protocol::records`]: the low layers, public for tools and tests.
@@ -37,7 +38,8 @@
 //!   every waiter.
 //! - [`cluster`]: bootstrap, the metadata cache (brokers, partitions, leaders, leader epochs)
 //!   and a pool of connections per broker and traffic class (control, produce, fetch,
-//!   group). A background task refreshes metadata every `metadata.max.age.ms` and ends
+//!   group). A background task refreshes metadata every `metadata.max.age.ms` (of every
+//!   topic while a consumer subscribes to a pattern, else of the topics in use) and ends
 //!   with the last handle.
 //! - [`producer`]: `send` finds the topic's handle (its partition queues, partitioner state
 //!   and cached metadata) with one look-up and appends to a per-partition batch in the
@@ -46,10 +48,10 @@
 //!   buffers, and owns compression, retries and the idempotence state.
 //! - [`consumer`]: a fetcher task per consumer keeps one Fetch in flight per partition
 //!   leader and fills a bounded buffer of fetched data; the group task (with a `group.id`)
-//!   owns membership (join, sync, heartbeat, sending commits); the application's `poll`
-//!   applies assignment changes and runs their callbacks, issues auto-commits and decodes
-//!   records lazily. Partition state (positions, pauses) is shared between the three behind
-//!   a short lock.
+//!   owns membership (join, sync, heartbeat, sending commits, matching a subscribed pattern
+//!   against each new metadata snapshot); the application's `poll` applies assignment
+//!   changes and runs their callbacks, issues auto-commits and decodes records lazily.
+//!   Partition state (positions, pauses) is shared between the three behind a short lock.
 //! - [`admin`]: topic, offset and consumer-group management over the cluster layer.
 //!
 //! Every public handle is cheap to clone and shares its tasks, except [`Consumer`], which has

@@ -104,6 +104,13 @@ impl ConsumerBuilder {
         self.set("client.id", id)
     }
 
+    /// `metadata.max.age.ms`: how often cluster metadata is refreshed even without a sign of
+    /// change; a [pattern subscription](Consumer::subscribe_pattern) notices topics created or
+    /// deleted at these refreshes. Default 5 min.
+    pub fn metadata_max_age(self, d: Duration) -> Self {
+        self.millis("metadata.max.age.ms", d)
+    }
+
     /// `group.id`: the consumer group. Needed for `subscribe` and commits. No default.
     pub fn group_id(self, id: &str) -> Self {
         self.set("group.id", id)

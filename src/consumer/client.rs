@@ -15,6 +15,7 @@ use super::drain::{DecodeOptions, Drain};
 use super::fetcher::Fetcher;
 use super::group::{no_group, GroupClient, GroupEvent, GroupHandle};
 use super::listener::{Callback, ListenerSlot, RebalanceListener};
+use super::pattern::IntoTopicPattern;
 use super::positions::PositionLookups;
 use super::rebalance::RevokeCommit;
 use super::subscription::{Init, Subscriptions};
@@ -177,7 +178,9 @@ impl Consumer {
     }
 
     /// Subscribes to `topics`: the group assigns this consumer a share of their partitions.
-    /// Replaces an earlier subscription (the group rebalances); needs a `group.id`.
+    /// Replaces an earlier subscription to topics (the group rebalances); needs a `group.id`.
+    /// After [`subscribe_pattern`](Self::subscribe_pattern) or [`assign`](Self::assign) it is
+    /// an error until [`unsubscribe`](Self::unsubscribe), as in Java.
     ///
     /// Returns at once; the consumer joins the group in the background, and the assignment
     /// shows in [`assignment`](Self::assignment) and the listener during `poll`.
@@ -197,6 +200,62 @@ impl Consumer {
         }
         self.cluster.track(topics.iter().cloned());
         if self.subs.subscribe(topics)? {
+            group.subscription_changed();
+        }
+        Ok(())
+    }
+
+    /// Subscribes to every topic whose whole name matches `pattern` (Java's
+    /// `subscribe(Pattern)`): the group assigns this consumer a share of their partitions.
+    /// Needs a `group.id`. `pattern` is a `&str` or `String` in
+    /// [`regex` syntax](https://docs.rs/regex/latest/regex/#syntax), a [`regex::Regex`] or a
+    /// [`TopicPattern`](super::TopicPattern); it must match the whole name, as Java's
+    /// `Pattern.matcher(topic).matches()`: `orders-.*` matches `orders-eu`, not
+    /// `old-orders-eu`. An empty or invalid pattern is an [`Error::InvalidArgument`] naming it.
+    ///
+    /// The consumer lists every topic in the cluster (a full Metadata request) before it
+    /// joins the group and then every `metadata.max.age.ms` (default 5 minutes); when the
+    /// matching topics change, it rejoins, so topics created later are assigned and deleted
+    /// ones revoked. Internal topics such as `__consumer_offsets` are left out unless
+    /// `exclude.internal.topics=false`. [`subscription`](Self::subscription) returns the
+    /// topics matched so far.
+    ///
+    /// Another pattern replaces this one (the group rebalances). After
+    /// [`subscribe`](Self::subscribe) or [`assign`](Self::assign) it is an error until
+    /// [`unsubscribe`](Self::unsubscribe), as in Java. Java's `subscribe(Pattern, listener)`
+    /// is [`set_rebalance_listener`](Self::set_rebalance_listener) followed by this.
+    ///
+    /// Returns at once; the consumer joins the group in the background, and the assignment
+    /// shows in [`assignment`](Self::assignment) and the listener during `poll`.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use kafka_client::consumer::{Consumer, OffsetReset};
+    /// # async fn demo() -> kafka_client::Result<()> {
+    /// let mut consumer = Consumer::builder()
+    ///     .bootstrap_servers("127.0.0.1:9092")
+    ///     .group_id("audit")
+    ///     .auto_offset_reset(OffsetReset::Earliest)
+    ///     .metadata_max_age(Duration::from_secs(30)) // notice new topics within 30 s
+    ///     .build()
+    ///     .await?;
+    /// consumer.subscribe_pattern("orders-.*")?;    // orders-eu, orders-us, ...
+    /// let records = consumer.poll(Duration::from_secs(1)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_pattern(&self, pattern: impl IntoTopicPattern) -> Result<()> {
+        let group = self.group_client("subscribe_pattern()")?;
+        let pattern = pattern.into_topic_pattern()?;
+        // As Java: match what the metadata holds now; the group task lists every topic
+        // before it joins.
+        let matched = pattern.matching(
+            &self.cluster.metadata(),
+            self.config.exclude_internal_topics,
+        );
+        tracing::info!(%pattern, "subscribed to pattern");
+        let changed = self.subs.subscribe_pattern(pattern, matched)?;
+        self.cluster.set_refresh_all(true);
+        if changed {
             group.subscription_changed();
         }
         Ok(())
@@ -241,6 +300,7 @@ impl Consumer {
     pub async fn unsubscribe(&self) -> Result<()> {
         let unsubscribe = || {
             self.subs.unsubscribe();
+            self.cluster.set_refresh_all(false);
             self.subs.session()
         };
         match &self.group {
@@ -278,7 +338,8 @@ impl Consumer {
         }
     }
 
-    /// The subscribed topics (empty without a subscription).
+    /// The subscribed topics (empty without a subscription); with a
+    /// [pattern](Self::subscribe_pattern), the topics it matched at the last metadata refresh.
     pub fn subscription(&self) -> Vec<String> {
         self.subs
             .topics()

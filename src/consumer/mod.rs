@@ -19,10 +19,13 @@
 //! `group.id`, the group member (classic protocol). They share the partition state
 //! (`subscription.rs`) behind a short `std` lock and never hold it across an `.await`.
 //!
+//! A subscription names topics or a [`TopicPattern`] (`pattern.rs`). With a pattern the
+//! refresher lists every topic, and the group task matches the pattern against each new
+//! snapshot and rejoins when the match changes (`group/classic/pattern.rs`).
+//!
 //! What is not implemented yet: the KIP-848 `consumer` group protocol (refused by
 //! `group.protocol`), fetching from followers (KIP-392), log-truncation detection through
-//! OffsetForLeaderEpoch (KIP-320 validation), pattern subscriptions, and `auto.offset.reset`
-//! by duration.
+//! OffsetForLeaderEpoch (KIP-320 validation), and `auto.offset.reset` by duration.
 
 pub mod assignor;
 mod buffer;
@@ -36,6 +39,7 @@ mod fetcher;
 pub(crate) mod group;
 mod listener;
 mod offsets;
+mod pattern;
 mod poll;
 mod positions;
 pub(crate) mod protocol;
@@ -47,4 +51,5 @@ pub use builder::ConsumerBuilder;
 pub use client::Consumer;
 pub use config::{GroupProtocol, OffsetReset};
 pub use listener::RebalanceListener;
+pub use pattern::{IntoTopicPattern, TopicPattern};
 pub use record::{ConsumerRecord, OffsetAndMetadata, OffsetAndTimestamp, TimestampType};

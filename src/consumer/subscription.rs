@@ -27,6 +27,7 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use super::config::OffsetReset;
+use super::pattern::TopicPattern;
 use super::record::OffsetAndMetadata;
 use crate::error::{Error, ErrorContext, KafkaCode, Result};
 use crate::types::TopicPartition;
@@ -38,6 +39,12 @@ pub(crate) enum Mode {
     None,
     /// `subscribe(topics)`: the group assigns partitions.
     Topics(BTreeSet<String>),
+    /// `subscribe_pattern(pattern)`: the group assigns partitions of the `matched` topics,
+    /// which the group task recomputes from every new metadata snapshot.
+    Pattern {
+        pattern: TopicPattern,
+        matched: BTreeSet<String>,
+    },
     /// `assign(partitions)`: the application chose them.
     Manual,
 }
@@ -125,6 +132,14 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// A subscription starting without one: a Leave still queued for the one before must
+    /// not end it.
+    fn begin_session(&mut self) {
+        if self.mode == Mode::None {
+            self.session += 1;
+        }
+    }
+
     fn bump(&mut self, tp: &TopicPartition) -> Option<&mut PartitionState> {
         self.next_epoch += 1;
         let epoch = self.next_epoch;
@@ -210,18 +225,13 @@ impl Subscriptions {
     /// `subscribe(topics)`: returns whether the topic set changed.
     pub(crate) fn subscribe(&self, topics: BTreeSet<String>) -> Result<bool> {
         let mut s = self.lock();
-        if s.mode == Mode::Manual {
-            return Err(Error::InvalidArgument(
-                "subscribe() after assign(): call unsubscribe() first (Java's \
-                 IllegalStateException)"
-                    .into(),
-            ));
+        match &s.mode {
+            Mode::Manual => return Err(exclusive("subscribe()", "assign()")),
+            Mode::Pattern { .. } => return Err(exclusive("subscribe()", "subscribe_pattern()")),
+            Mode::None | Mode::Topics(_) => {}
         }
         let changed = s.mode != Mode::Topics(topics.clone());
-        if s.mode == Mode::None {
-            // A new subscription: a Leave still queued for the one before must not end it.
-            s.session += 1;
-        }
+        s.begin_session();
         s.mode = Mode::Topics(topics);
         Ok(changed)
     }
@@ -235,8 +245,8 @@ impl Subscriptions {
     pub(crate) fn topics_in_session(&self) -> Option<(BTreeSet<String>, u64)> {
         let s = self.lock();
         match &s.mode {
-            Mode::Topics(t) => Some((t.clone(), s.session)),
-            _ => None,
+            Mode::Topics(t) | Mode::Pattern { matched: t, .. } => Some((t.clone(), s.session)),
+            Mode::None | Mode::Manual => None,
         }
     }
 
@@ -259,12 +269,10 @@ impl Subscriptions {
         init: Init,
     ) -> Result<Vec<TopicPartition>> {
         let mut s = self.lock();
-        if matches!(s.mode, Mode::Topics(_)) {
-            return Err(Error::InvalidArgument(
-                "assign() after subscribe(): call unsubscribe() first (Java's \
-                 IllegalStateException)"
-                    .into(),
-            ));
+        match s.mode {
+            Mode::Topics(_) => return Err(exclusive("assign()", "subscribe()")),
+            Mode::Pattern { .. } => return Err(exclusive("assign()", "subscribe_pattern()")),
+            Mode::None | Mode::Manual => {}
         }
         let dropped: Vec<TopicPartition> = s
             .assigned
@@ -302,7 +310,7 @@ impl Subscriptions {
     /// offsets. Returns false, adding nothing, when that session is over.
     pub(crate) fn add_assigned(&self, session: u64, added: &[TopicPartition]) -> bool {
         let mut s = self.lock();
-        if s.session != session || !matches!(s.mode, Mode::Topics(_)) {
+        if s.session != session || !matches!(s.mode, Mode::Topics(_) | Mode::Pattern { .. }) {
             return false;
         }
         for tp in added {
@@ -752,9 +760,19 @@ fn failure_error(tp: &TopicPartition, f: &Failure) -> Error {
     }
 }
 
+/// Java's `IllegalStateException`: topics, a pattern and assigned partitions are mutually
+/// exclusive until `unsubscribe`.
+fn exclusive(call: &str, earlier: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "{call} after {earlier}: subscribing to topics, to a pattern and assigning partitions \
+         are mutually exclusive; call unsubscribe() first (Java's IllegalStateException)"
+    ))
+}
+
 pub(crate) fn not_assigned(tp: &TopicPartition) -> Error {
     Error::InvalidArgument(format!("partition {tp} is not assigned to this consumer"))
 }
 
+mod pattern;
 #[cfg(test)]
 mod tests;

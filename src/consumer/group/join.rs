@@ -143,8 +143,10 @@ pub(super) struct Synced {
     pub(super) snapshot: Option<BTreeMap<String, i32>>,
 }
 
-/// Runs the assignor over the members (refreshing metadata of their topics first) and sends
-/// every member's assignment in SyncGroup.
+/// Runs the assignor over the members (refreshing metadata of their topics first, or of every
+/// topic when this member subscribes to a pattern, as Java's `ConsumerMetadata` does, so no
+/// topic a member still names after its deletion is auto-created again) and sends every
+/// member's assignment in SyncGroup.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn lead(
     cluster: Cluster,
@@ -153,6 +155,7 @@ pub(super) async fn lead(
     protocol: RebalanceProtocol,
     members: Vec<JoinGroupResponseMember>,
     skip_assignment: bool,
+    all_topics: bool,
     p: SyncParams,
 ) -> Result<Synced> {
     let name = p.generation.protocol.clone().unwrap_or_default();
@@ -177,10 +180,12 @@ pub(super) async fn lead(
     }
     let topic_list: Vec<String> = topics.iter().cloned().collect();
     cluster.track(topic_list.iter().cloned());
-    let metadata = cluster
-        .refresh(Topics::Only(topic_list.clone()))
-        .await?
-        .metadata;
+    let refresh = if all_topics {
+        Topics::All
+    } else {
+        Topics::Only(topic_list.clone())
+    };
+    let metadata = cluster.refresh(refresh).await?.metadata;
     let snapshot: BTreeMap<String, i32> = topic_list
         .iter()
         .map(|t| {

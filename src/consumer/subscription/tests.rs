@@ -210,3 +210,63 @@ fn a_new_subscription_ignores_partitions_and_revocations_of_the_last_one() {
     subs.remove(second, &[tp(0)]);
     assert!(subs.assignment().is_empty());
 }
+
+fn topics(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+#[test]
+fn a_pattern_subscription_holds_the_topics_it_matches() {
+    let subs = Subscriptions::new();
+    let pattern = TopicPattern::new("t.*").unwrap();
+    assert!(subs
+        .subscribe_pattern(pattern.clone(), topics(&["t"]))
+        .unwrap());
+    let session = subs.session();
+    assert_eq!(subs.topics(), Some(topics(&["t"])));
+    assert_eq!(subs.pattern(), Some(pattern.clone()));
+    // The group assigns partitions of the matched topics, as for a topic list.
+    assert!(subs.add_assigned(session, &[tp(0)]));
+    assert!(subs.set_matched(&pattern, topics(&["t", "tx"])));
+    assert!(
+        !subs.set_matched(&pattern, topics(&["t", "tx"])),
+        "unchanged"
+    );
+    assert_eq!(subs.topics(), Some(topics(&["t", "tx"])));
+    // Another pattern replaces it within the same session; a late match of the old one is
+    // ignored.
+    let other = TopicPattern::new("u.*").unwrap();
+    assert!(subs.subscribe_pattern(other.clone(), topics(&[])).unwrap());
+    assert!(!subs.subscribe_pattern(other.clone(), topics(&[])).unwrap());
+    assert_eq!(subs.session(), session);
+    assert!(!subs.set_matched(&pattern, topics(&["t"])));
+    assert_eq!(subs.topics(), Some(topics(&[])), "matching nothing yet");
+    subs.unsubscribe();
+    assert_eq!(subs.pattern(), None);
+    assert!(!subs.set_matched(&other, topics(&["u"])));
+}
+
+#[test]
+fn topics_a_pattern_and_assigned_partitions_exclude_each_other_as_in_java() {
+    let pattern = TopicPattern::new("t.*").unwrap();
+    let subs = Subscriptions::new();
+    subs.subscribe(topics(&["t"])).unwrap();
+    let err = subs
+        .subscribe_pattern(pattern.clone(), topics(&["t"]))
+        .unwrap_err();
+    assert!(err.to_string().contains("unsubscribe()"), "{err}");
+    assert_eq!(subs.topics(), Some(topics(&["t"])), "left as it was");
+
+    let subs = Subscriptions::new();
+    subs.subscribe_pattern(pattern.clone(), topics(&["t"]))
+        .unwrap();
+    let err = subs.subscribe(topics(&["t"])).unwrap_err();
+    assert!(err.to_string().contains("subscribe_pattern()"), "{err}");
+    assert!(subs.assign_manual([tp(0)].into(), Init::Committed).is_err());
+    subs.unsubscribe();
+    subs.subscribe(topics(&["t"])).unwrap();
+
+    let subs = Subscriptions::new();
+    subs.assign_manual([tp(0)].into(), Init::Committed).unwrap();
+    assert!(subs.subscribe_pattern(pattern, topics(&[])).is_err());
+}

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!            ┌──────── rejoin needed ◀──── heartbeat: REBALANCE_IN_PROGRESS, subscription
-//!            ▼                              or (leader) partition counts changed
+//!            │                              (or a pattern's matches, pattern.rs) or
+//!            ▼                              (leader) partition counts changed
 //!   Unjoined/Stable ──prepare──▶ [revoke callback] ──▶ JoinGroup ──▶ Completing ──SyncGroup──▶ Stable
 //!        ▲  (eager: all; cooperative: unsubscribed topics;   (leader assigns)      │
 //!        │   generation lost: on_partitions_lost)                                  ▼
@@ -25,13 +26,14 @@ use futures::StreamExt;
 use kafka_protocol::messages::{
     HeartbeatResponse, JoinGroupResponse, OffsetCommitResponse, OffsetFetchResponse,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant};
 use tracing::Instrument;
 
 mod commit;
 mod heartbeat;
 mod membership;
+mod pattern;
 mod rebalance;
 
 use super::join::{Generation, Synced};
@@ -120,6 +122,10 @@ enum Done {
     Left {
         done: Option<oneshot::Sender<()>>,
     },
+    /// A listing of all topics for the subscribed pattern.
+    Listed {
+        result: Result<()>,
+    },
 }
 
 pub(super) struct ClassicGroup {
@@ -155,6 +161,7 @@ pub(super) struct ClassicGroup {
     /// application subscribed again before the Leave of the last one was done.
     session: u64,
     leader_snapshot: Option<BTreeMap<String, i32>>,
+    pattern: pattern::PatternState,
     phase: Phase,
     fatal: bool,
 
@@ -186,6 +193,7 @@ impl ClassicGroup {
         ClassicGroup {
             group: config.group_id.clone().unwrap_or_default(),
             protocol: config.rebalance_protocol(),
+            pattern: pattern::PatternState::new(cluster.refreshes()),
             config,
             cluster,
             subs,
@@ -228,6 +236,7 @@ impl ClassicGroup {
             loop {
                 self.drive();
                 let wake_at = self.next_wake();
+                let watch_metadata = self.subs.pattern().is_some();
                 let ack = match &mut self.phase {
                     Phase::AwaitRevoke { ack, .. } | Phase::AwaitAssigned { ack } => Some(ack),
                     _ => None,
@@ -244,6 +253,8 @@ impl ClassicGroup {
                         self.on_done(done)
                     }
                     _ = maybe(ack) => self.on_ack(),
+                    // A pattern is matched again against every new metadata snapshot.
+                    _ = changed(&mut self.pattern.refreshes), if watch_metadata => {}
                     _ = sleep_until(wake_at) => {}
                     _ = self.shared.polled.notified() => {}
                 }
@@ -253,8 +264,10 @@ impl ClassicGroup {
         .await
     }
 
+    /// The subscribed topics. Empty only for a pattern that matches nothing yet: as Java,
+    /// such a member joins the group all the same.
     fn subscribed(&self) -> Option<BTreeSet<String>> {
-        self.subs.topics().filter(|t| !t.is_empty())
+        self.subs.topics()
     }
 
     /// Starts whatever is due: coordinator look-up, parked commands, heartbeats, the poll
@@ -279,6 +292,7 @@ impl ClassicGroup {
                 self.request_rejoin("subscribed again after unsubscribe");
             }
         }
+        self.update_pattern_subscription();
         let subscribed = self.subscribed();
         let wants_coordinator = subscribed.is_some() || !self.parked.is_empty();
         if self.coordinator.is_none()
@@ -329,6 +343,7 @@ impl ClassicGroup {
                 && self.coordinator.is_some()
                 && self.poll_expired_at.is_none()
                 && now >= self.join_after
+                && self.pattern_listed(now)
             {
                 self.prepare_join();
             }
@@ -371,7 +386,9 @@ impl ClassicGroup {
             && self.coordinator.is_some()
             && self.poll_expired_at.is_none()
         {
-            consider(self.join_after);
+            if let Some(join_at) = self.pattern_join_at() {
+                consider(join_at);
+            }
         }
         at
     }
@@ -455,7 +472,15 @@ impl ClassicGroup {
                     let _ = done.send(());
                 }
             }
+            Done::Listed { result } => self.on_listed(result),
         }
+    }
+}
+
+/// Awaits the next metadata snapshot; pending forever if no more can come.
+async fn changed(refreshes: &mut watch::Receiver<u64>) {
+    if refreshes.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -108,8 +108,7 @@ impl ClassicGroup {
         let Some(coord) = self.coordinator.clone() else {
             return;
         };
-        let Some((topics, session)) = self.subs.topics_in_session().filter(|(t, _)| !t.is_empty())
-        else {
+        let Some((topics, session)) = self.subs.topics_in_session() else {
             return;
         };
         // The assignment this join leads to is for this session's subscription only.
@@ -132,6 +131,7 @@ impl ClassicGroup {
             }
         };
         self.cluster.track(topics.iter().cloned());
+        self.pattern_joined();
         self.joined_topics = Some(topics);
         self.state = MemberState::Preparing;
         let reason = self
@@ -282,12 +282,14 @@ impl ClassicGroup {
             let assignors = self.config.assignors.clone();
             let protocol = self.protocol;
             let skip = resp.skip_assignment;
+            let all_topics = self.subs.pattern().is_some();
             let members = resp.members;
             self.in_flight.push(
                 async move {
-                    let result =
-                        join::lead(cluster, coord, assignors, protocol, members, skip, params)
-                            .await;
+                    let result = join::lead(
+                        cluster, coord, assignors, protocol, members, skip, all_topics, params,
+                    )
+                    .await;
                     Done::Synced { sent, result }
                 }
                 .boxed(),
@@ -390,12 +392,7 @@ impl ClassicGroup {
     /// Java's `onJoinComplete`: apply the assignment; under the cooperative protocol revoke
     /// what moved away first and rejoin afterwards.
     pub(super) fn on_join_complete(&mut self, assignment: Assignment) {
-        let topics = self.subscribed().unwrap_or_default();
-        if let Some(tp) = assignment
-            .partitions
-            .iter()
-            .find(|tp| !topics.contains(&tp.topic))
-        {
+        if let Some(tp) = self.outside_subscription(&assignment.partitions) {
             tracing::info!(partition = %tp, "assignment does not match the subscription; rejoining");
             self.request_rejoin("assignment does not match the current subscription");
             return;
