@@ -9,6 +9,8 @@
 //! returns (with records of other partitions, if any) and the revocation goes on in a later
 //! `poll`, while the revoked partitions stay paused.
 
+use std::collections::HashMap;
+
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::Receiver;
 use tokio::sync::oneshot;
@@ -16,6 +18,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::group::{EventKind, GroupEvent};
 use super::listener::Callback;
+use super::record::OffsetAndMetadata;
 use super::Consumer;
 use crate::config::Backoff;
 use crate::error::{Error, Result};
@@ -114,7 +117,8 @@ impl Consumer {
             self.revoke_commit = None;
             return true;
         }
-        let offsets = self.subs.positions(Some(&self.held(partitions)));
+        let mut offsets = self.subs.positions(Some(&self.held(partitions)));
+        self.leave_out_deleted(&mut offsets);
         if offsets.is_empty() {
             self.revoke_commit = None;
             return true;
@@ -194,6 +198,27 @@ impl Consumer {
             }
         }
         false
+    }
+
+    /// Leaves out partitions of topics gone from both the subscription and the cluster: a
+    /// topic a pattern matched was deleted. The broker answers their commit with
+    /// `UNKNOWN_TOPIC_OR_PARTITION`, which is retriable, so the commit would be retried until
+    /// `max.poll.interval.ms` and hold the rebalance that revokes them (the Java client
+    /// still does, KAFKA-16235). Positions of topics that still exist are committed.
+    fn leave_out_deleted(&self, offsets: &mut HashMap<TopicPartition, OffsetAndMetadata>) {
+        let subscribed = self.subs.topics().unwrap_or_default();
+        let metadata = self.cluster.metadata();
+        offsets.retain(|tp, _| {
+            let deleted = !subscribed.contains(&tp.topic) && metadata.topic(&tp.topic).is_none();
+            if deleted {
+                tracing::debug!(
+                    topic = %tp.topic,
+                    partition = tp.partition,
+                    "not committing a deleted topic before revoking it"
+                );
+            }
+            !deleted
+        });
     }
 
     /// The partitions of `partitions` this consumer holds.
