@@ -2,7 +2,9 @@
 //! the test that is its own group coordinator for one member: an OffsetCommit it answers
 //! only when the test says so (or late), while the group rebalances. The auto-commit before
 //! a revocation must not hold `poll` past its timeout, must come before the revoked
-//! callback, and is given up after `max.poll.interval.ms`.
+//! callback, and is given up after `max.poll.interval.ms`. It also records which topics
+//! each Metadata request asks for: a pattern subscriber's periodic refreshes list every
+//! topic, a topic-list subscriber's never do.
 
 mod common;
 
@@ -32,9 +34,9 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, FetchResponse, FindCoordinatorResponse, GroupId,
     HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupResponse,
-    ListOffsetsResponse, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetFetchResponse, RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse,
-    TopicName,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchResponse, RequestHeader, ResponseHeader, SyncGroupRequest,
+    SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,7 +44,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use common::group::Recorder;
+use common::group::{poll_until, Recorder};
 
 const TOPIC: &str = "fake-group-topic";
 const MEMBER: &str = "member-1";
@@ -61,6 +63,8 @@ struct State {
     /// Offsets of every OffsetCommit received, and of every one answered.
     commits_received: Mutex<Vec<i64>>,
     commits_answered: Mutex<Vec<i64>>,
+    /// The topics of every Metadata request; `None` asks for all of them.
+    metadata_requests: Mutex<Vec<Option<Vec<String>>>>,
 }
 
 async fn start() -> (Arc<State>, String) {
@@ -141,23 +145,33 @@ async fn answer(api: ApiKey, version: i16, mut buf: Bytes, state: &State) -> Byt
             )
             .encode(&mut body, version)
             .unwrap(),
-        ApiKey::Metadata => MetadataResponse::default()
-            .with_cluster_id(Some(name("fake")))
-            .with_controller_id(BrokerId(1))
-            .with_brokers(vec![MetadataResponseBroker::default()
-                .with_node_id(BrokerId(1))
-                .with_host(name("127.0.0.1"))
-                .with_port(port)])
-            .with_topics(vec![MetadataResponseTopic::default()
-                .with_name(Some(TopicName(name(TOPIC))))
-                .with_partitions(vec![MetadataResponsePartition::default()
-                    .with_partition_index(0)
-                    .with_leader_id(BrokerId(1))
-                    .with_leader_epoch(1)
-                    .with_replica_nodes(vec![BrokerId(1)])
-                    .with_isr_nodes(vec![BrokerId(1)])])])
-            .encode(&mut body, version)
-            .unwrap(),
+        ApiKey::Metadata => {
+            let req = MetadataRequest::decode(&mut buf, version).unwrap();
+            let topics = req.topics.map(|topics| {
+                topics
+                    .into_iter()
+                    .filter_map(|t| t.name.map(|n| n.to_string()))
+                    .collect()
+            });
+            state.metadata_requests.lock().unwrap().push(topics);
+            MetadataResponse::default()
+                .with_cluster_id(Some(name("fake")))
+                .with_controller_id(BrokerId(1))
+                .with_brokers(vec![MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(1))
+                    .with_host(name("127.0.0.1"))
+                    .with_port(port)])
+                .with_topics(vec![MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(name(TOPIC))))
+                    .with_partitions(vec![MetadataResponsePartition::default()
+                        .with_partition_index(0)
+                        .with_leader_id(BrokerId(1))
+                        .with_leader_epoch(1)
+                        .with_replica_nodes(vec![BrokerId(1)])
+                        .with_isr_nodes(vec![BrokerId(1)])])])
+                .encode(&mut body, version)
+                .unwrap()
+        }
         ApiKey::FindCoordinator => {
             let resp = FindCoordinatorResponse::default();
             let resp = if version >= 4 {
@@ -390,4 +404,69 @@ async fn the_commit_before_revoking_is_given_up_after_max_poll_interval() {
         "the commit was answered after {revoked_after:?}: nothing was given up"
     );
     assert!(revoked_after < Duration::from_secs(3), "{revoked_after:?}");
+}
+
+/// Polls `c` until the fake broker has seen `count` Metadata requests; returns them.
+async fn metadata_requests(
+    c: &mut Consumer,
+    state: &State,
+    count: usize,
+) -> Vec<Option<Vec<String>>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = state.metadata_requests.lock().unwrap().clone();
+        if seen.len() >= count {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} Metadata requests",
+            seen.len()
+        );
+        c.poll(Duration::from_millis(50)).await.unwrap();
+    }
+}
+
+/// As Java's `ConsumerMetadata`: with a pattern subscription the periodic refresh asks for
+/// every topic (the pattern is matched against them); with a topic list, only for those.
+#[tokio::test]
+async fn only_a_pattern_subscriber_lists_every_topic_at_its_refreshes() {
+    let (state, bootstrap) = start().await;
+    let builder = || {
+        Consumer::builder()
+            .bootstrap_servers(&bootstrap)
+            .group_id("g")
+            .auto_offset_reset(OffsetReset::Earliest)
+            .session_timeout(Duration::from_secs(10))
+            .heartbeat_interval(Duration::from_millis(50))
+            .metadata_max_age(Duration::from_millis(50))
+    };
+
+    let mut c = builder().build().await.unwrap();
+    c.subscribe([TOPIC]).unwrap();
+    let seen = metadata_requests(&mut c, &state, 10).await;
+    assert!(
+        seen.iter().all(Option::is_some),
+        "a topic-list subscriber asked for every topic: {seen:?}"
+    );
+    assert!(seen
+        .iter()
+        .any(|t| t.as_deref() == Some(&[TOPIC.to_owned()][..])));
+    c.close().await.unwrap();
+
+    state.metadata_requests.lock().unwrap().clear();
+    let mut c = builder().build().await.unwrap();
+    // The fake cluster's one topic; matched against the listing, then assigned.
+    c.subscribe_pattern("fake-group-.*").unwrap();
+    let seen = metadata_requests(&mut c, &state, 10).await;
+    let all = seen.iter().filter(|t| t.is_none()).count();
+    assert!(
+        all >= 5,
+        "{all} of {} asked for every topic: {seen:?}",
+        seen.len()
+    );
+    assert_eq!(c.subscription(), [TOPIC]);
+    let tp = TopicPartition::new(TOPIC, 0);
+    poll_until(&mut c, 10, |c| c.assignment() == std::slice::from_ref(&tp)).await;
+    c.close().await.unwrap();
 }
