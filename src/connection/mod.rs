@@ -305,6 +305,37 @@ impl BrokerConnection {
         version: i16,
         correlation_id: i32,
     ) -> Result<(Bytes, Vec<Bytes>)> {
+        let body_len = body.iter().map(Bytes::len).sum();
+        let head = self.frame_head::<R>(version, correlation_id, body_len, 0)?;
+        Ok((head.freeze(), body))
+    }
+
+    /// The whole frame of `req`, in one buffer.
+    fn encode<R: Request>(&self, req: &R, version: i16, correlation_id: i32) -> Result<Bytes> {
+        let cannot = |e| encode_error(R::KEY, version, e);
+        let body_len = req.compute_size(version).map_err(cannot)?;
+        let mut buf = self.frame_head::<R>(version, correlation_id, body_len, body_len)?;
+        let head_len = buf.len();
+        req.encode(&mut buf, version).map_err(cannot)?;
+        if buf.len() != head_len + body_len {
+            return Err(encode_error(
+                R::KEY,
+                version,
+                format!("encoded {} bytes, sized {body_len}", buf.len() - head_len),
+            ));
+        }
+        Ok(buf.freeze())
+    }
+
+    /// A buffer holding the length prefix (for a body of `body_len` bytes) and the request
+    /// header, with room for `room` more bytes.
+    fn frame_head<R: Request>(
+        &self,
+        version: i16,
+        correlation_id: i32,
+        body_len: usize,
+        room: usize,
+    ) -> Result<BytesMut> {
         let header = RequestHeader::default()
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
@@ -313,43 +344,17 @@ impl BrokerConnection {
         let header_version = R::header_version(version);
         let cannot = |e| encode_error(R::KEY, version, e);
         let header_size = header.compute_size(header_version).map_err(cannot)?;
-        let size = header_size + body.iter().map(Bytes::len).sum::<usize>();
+        let size = header_size + body_len;
         let len = i32::try_from(size).map_err(|_| {
             Error::InvalidArgument(format!(
                 "{} request of {size} bytes is too large",
                 api_name(R::KEY)
             ))
         })?;
-        let mut head = BytesMut::with_capacity(4 + header_size);
+        let mut head = BytesMut::with_capacity(4 + header_size + room);
         head.put_i32(len);
         header.encode(&mut head, header_version).map_err(cannot)?;
-        Ok((head.freeze(), body))
-    }
-
-    fn encode<R: Request>(&self, req: &R, version: i16, correlation_id: i32) -> Result<Bytes> {
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(self.client_id.clone()));
-        let header_version = R::header_version(version);
-        let cannot = |e| encode_error(R::KEY, version, e);
-        let size = 4
-            + header.compute_size(header_version).map_err(cannot)?
-            + req.compute_size(version).map_err(cannot)?;
-        let mut buf = BytesMut::with_capacity(size);
-        buf.put_i32(0);
-        header.encode(&mut buf, header_version).map_err(cannot)?;
-        req.encode(&mut buf, version).map_err(cannot)?;
-        let len = i32::try_from(buf.len() - 4).map_err(|_| {
-            Error::InvalidArgument(format!(
-                "{} request of {} bytes is too large",
-                api_name(R::KEY),
-                buf.len()
-            ))
-        })?;
-        buf[..4].copy_from_slice(&len.to_be_bytes());
-        Ok(buf.freeze())
+        Ok(head)
     }
 
     /// ApiVersions handshake. A broker that does not know our ApiVersions version answers
