@@ -306,3 +306,80 @@ async fn sending_after_close_is_an_error_and_pending_records_are_delivered() {
         .unwrap_err();
     assert!(matches!(err, Error::Closed(_)), "{err:?}");
 }
+
+/// `metadata.max.idle.ms`: a topic nothing is sent to drops out of the metadata the producer
+/// keeps refreshing, and the next send looks it up again. Seen from outside with the broker's
+/// topic auto-creation on (as `scripts/kafka.sh` and Kafka's defaults have it): while the
+/// producer refreshes a topic, deleting it does not last, since each refresh asks for it with
+/// auto-creation allowed; once the topic is forgotten, a deletion stays.
+#[tokio::test]
+async fn an_idle_topic_is_forgotten_then_looked_up_again_on_the_next_send() {
+    let admin = common::admin().await;
+    let topic = common::new_topic(&admin, "producer-idle", 1).await;
+    let producer = producer(&[
+        ("metadata.max.age.ms", "200"),
+        ("metadata.max.idle.ms", "5000"),
+    ])
+    .await;
+    let sent = |value: &'static str| {
+        let record = ProducerRecord::new(&topic).value(value);
+        let producer = producer.clone();
+        async move { producer.send(record).await.unwrap().await.unwrap() }
+    };
+    sent("first").await;
+    let last_send = std::time::Instant::now();
+
+    let exists = || async { admin.list_topics().await.unwrap().contains(&topic) };
+    // Whether the topic exists again within `window` after a deletion.
+    let comes_back = |window: Duration| async move {
+        let until = std::time::Instant::now() + window;
+        while std::time::Instant::now() < until {
+            if exists().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    let mut came_back = 0;
+    loop {
+        assert!(
+            last_send.elapsed() < Duration::from_secs(40),
+            "the topic kept being re-created {came_back} times, 40 s after the last send"
+        );
+        let _ = admin.delete_topics(&[topic.as_str()]).await;
+        // Ten refresh periods to bring it back.
+        if !comes_back(Duration::from_secs(2)).await {
+            break;
+        }
+        came_back += 1;
+    }
+    assert!(
+        came_back > 0,
+        "the first deletion, right after a send, must be undone by the producer's refreshes"
+    );
+    assert!(
+        last_send.elapsed() >= Duration::from_secs(5),
+        "forgotten after {:?}, before metadata.max.idle.ms",
+        last_send.elapsed()
+    );
+    // The next send looks the topic up again (and, here, has the broker create it).
+    let stored = sent("again").await;
+    assert_eq!(&*stored.topic, topic.as_str());
+    producer.close(Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn metadata_max_idle_below_five_seconds_is_refused_naming_the_key() {
+    let err = Producer::builder()
+        .bootstrap_servers(&common::bootstrap())
+        .set("metadata.max.idle.ms", "1000")
+        .build()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("metadata.max.idle.ms") && text.contains("1000"),
+        "{text}"
+    );
+}

@@ -162,6 +162,43 @@ impl Cluster {
         tracked.extend(topics);
     }
 
+    /// Stops refreshing `topic` and drops it from the cached metadata, so that its next use
+    /// looks it up again (the producer's `metadata.max.idle.ms`). Returns `false`, doing
+    /// nothing, while a refresh is running (it could put the topic back): try again later.
+    pub(crate) fn forget(&self, topic: &str) -> bool {
+        let Ok(_refreshing) = self.inner.refreshing.try_lock() else {
+            return false;
+        };
+        self.inner
+            .tracked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(topic);
+        let mut metadata = self
+            .inner
+            .metadata
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if metadata.topics.contains_key(topic) {
+            let mut next = ClusterMetadata::clone(&metadata);
+            next.topics.remove(topic);
+            *metadata = Arc::new(next);
+            let generation = self.inner.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            self.inner.refreshed.send_replace(generation);
+        }
+        true
+    }
+
+    /// Whether `topic` is in the metadata kept refreshed (tracked, or cached).
+    pub(crate) fn knows(&self, topic: &str) -> bool {
+        self.inner
+            .tracked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(topic)
+            || self.metadata().topics.contains_key(topic)
+    }
+
     /// Makes the periodic refresh ask for every topic in the cluster (`true`) or only the
     /// tracked ones (`false`, the default). A consumer subscribed to a pattern needs the full
     /// list, as Java's `ConsumerMetadata` asks for all topics then; others never pay for it.

@@ -140,6 +140,11 @@ impl Accumulator {
         self.topics.get_or_add(name)
     }
 
+    /// Every topic's handle.
+    pub(crate) fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics.all()
+    }
+
     /// Appends a record whose `buffer.memory` is already reserved to `partition` of
     /// `topic`, which has `partitions` partitions.
     #[allow(clippy::too_many_arguments)]

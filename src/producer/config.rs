@@ -49,6 +49,10 @@ pub struct ProducerConfig {
     pub buffer_memory: usize,
     /// `max.block.ms`: how long `send` waits for buffer space or topic metadata. Default 60 s.
     pub max_block: Duration,
+    /// `metadata.max.idle.ms`: a topic not sent to for this long is dropped from the
+    /// metadata the producer keeps refreshing; the next send looks it up again. Default
+    /// 5 min, at least 5 s (as in Java).
+    pub metadata_max_idle: Duration,
     /// `max.request.size`: the largest record (and produce request) sent. Default 1 MiB.
     pub max_request_size: usize,
     /// `compression.type` and its level. Default none.
@@ -82,6 +86,7 @@ impl Default for ProducerConfig {
             linger: Duration::from_millis(5),
             buffer_memory: 32 * 1024 * 1024,
             max_block: Duration::from_secs(60),
+            metadata_max_idle: Duration::from_secs(300),
             max_request_size: 1024 * 1024,
             compression: Compression::None,
             retries: i32::MAX as u32,
@@ -112,6 +117,13 @@ impl ProducerConfig {
             "linger.ms" => self.linger = millis(key, value)?,
             "buffer.memory" => self.buffer_memory = number(key, value)?,
             "max.block.ms" => self.max_block = millis(key, value)?,
+            "metadata.max.idle.ms" => {
+                let idle = millis(key, value)?;
+                if idle < Duration::from_secs(5) {
+                    return Err(Error::config(key, value, "must be at least 5000"));
+                }
+                self.metadata_max_idle = idle;
+            }
             "max.request.size" => self.max_request_size = number(key, value)?,
             "compression.type" => {
                 self.compression = value
@@ -235,6 +247,13 @@ impl ProducerConfig {
         }
         if self.buffer_memory == 0 {
             return Err(Error::config("buffer.memory", 0, "must be greater than 0"));
+        }
+        if self.metadata_max_idle < Duration::from_secs(5) {
+            return Err(Error::config(
+                "metadata.max.idle.ms",
+                self.metadata_max_idle.as_millis(),
+                "must be at least 5000",
+            ));
         }
         let level = match self.compression {
             Compression::Gzip { .. } => self.levels[0],
@@ -364,6 +383,13 @@ impl ProducerBuilder {
     /// `max.block.ms`. Default 60 s.
     pub fn max_block(mut self, timeout: Duration) -> Self {
         self.config.max_block = timeout;
+        self
+    }
+
+    /// `metadata.max.idle.ms`: how long the metadata of a topic nothing is sent to is kept
+    /// refreshed. Default 5 min; below 5 s is an error at `build()`, as in Java.
+    pub fn metadata_max_idle(mut self, idle: Duration) -> Self {
+        self.config.metadata_max_idle = idle;
         self
     }
 

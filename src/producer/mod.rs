@@ -211,6 +211,8 @@ impl Producer {
             Some(t) => t,
             None => {
                 started = Some(Instant::now());
+                // In use again: not to be forgotten as idle while its metadata is awaited.
+                topic.touch(u64::try_from(now_ms()).unwrap_or(0));
                 self.wait_for_topic(&record.topic, record.partition, max_block)
                     .await?
             }
@@ -230,6 +232,8 @@ impl Producer {
         }
         let sticky = inner.partitioner.is_sticky(&record);
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        // The clock is already read for a record without a timestamp.
+        topic.touch(u64::try_from(record.timestamp.map_or(timestamp, |_| now_ms())).unwrap_or(0));
         if timestamp < 0 {
             return Err(Error::InvalidArgument(format!(
                 "record timestamp {timestamp} for {} is negative",
@@ -343,7 +347,7 @@ impl Producer {
     }
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -58,7 +58,12 @@ pub(crate) struct Sender {
     scan_offset: usize,
     init_retry_at: Option<Instant>,
     init_attempts: u32,
+    /// When to look for topics idle past `metadata.max.idle.ms` next.
+    idle_check_at: Instant,
 }
+
+/// How often the sender looks for idle topics.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 impl Sender {
     pub(crate) fn new(
@@ -84,6 +89,7 @@ impl Sender {
             scan_offset: 0,
             init_retry_at: None,
             init_attempts: 0,
+            idle_check_at: Instant::now() + IDLE_CHECK,
         }
     }
 
@@ -117,6 +123,11 @@ impl Sender {
             } else if let Some(at) = self.init_retry_at {
                 wake = wake.min(at);
             }
+            if now >= self.idle_check_at {
+                self.forget_idle_topics();
+                self.idle_check_at = now + IDLE_CHECK;
+            }
+            wake = wake.min(self.idle_check_at);
             if self.acc.is_closed() && !self.acc.has_incomplete() && self.in_flight.is_empty() {
                 return;
             }
@@ -192,6 +203,32 @@ impl Sender {
         }
     }
 
+    /// Drops from the refreshed metadata the topics nothing was sent to for
+    /// `metadata.max.idle.ms` and that have nothing queued or in flight, as Java's producer
+    /// does: a long-lived producer that once wrote to many topics stops asking about them
+    /// all (and stops re-creating deleted ones through auto-creation). The next send to one
+    /// looks it up again.
+    fn forget_idle_topics(&mut self) {
+        let idle = u64::try_from(self.config.metadata_max_idle.as_millis()).unwrap_or(u64::MAX);
+        let now = u64::try_from(super::now_ms()).unwrap_or(0);
+        for topic in self.acc.topics() {
+            if now.saturating_sub(topic.last_used()) < idle || !self.cluster.knows(&topic.name) {
+                continue;
+            }
+            let queued = topic.queues().iter().any(|q| !lock(q).is_empty());
+            let in_flight = self
+                .partition_in_flight
+                .keys()
+                .any(|tp| tp.topic == topic.name);
+            if queued || in_flight {
+                continue;
+            }
+            if self.cluster.forget(&topic.name) {
+                tracing::debug!(topic = %topic.name, ?self.config.metadata_max_idle, "forgot an idle topic's metadata");
+            }
+        }
+    }
+
     /// Fails queued batches older than `delivery.timeout.ms` (in-flight ones wait for their
     /// response, as in Java).
     fn expire(&mut self, now: Instant) {
@@ -252,6 +289,10 @@ impl Sender {
                 .and_then(|p| p.leader)
                 .filter(|l| metadata.brokers.contains_key(l));
             let Some(leader) = leader else {
+                // Asked about again even if it was forgotten as idle meanwhile.
+                if metadata.topic(&tp.topic).is_none() {
+                    self.cluster.track([tp.topic.clone()]);
+                }
                 missing_leader = true;
                 wake = wake.min(now + self.config.client.retry_backoff);
                 continue;
@@ -484,6 +525,7 @@ impl Sender {
             }
             let err = Error::broker(p.error_code, context, message);
             if is_leader_error(code) {
+                self.cluster.track([batch.tp.topic.clone()]);
                 self.cluster.request_refresh();
             }
             let retriable = match &mut self.idempotence {

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use crate::cluster::{Cluster, TopicMetadata};
@@ -21,6 +22,9 @@ pub(crate) struct Topic {
     pub(crate) partitioning: TopicPartitioning,
     /// The topic's metadata and the cluster metadata generation it was read at.
     metadata: Mutex<Option<(u64, Arc<TopicMetadata>)>>,
+    /// When a record was last sent to it (ms since the epoch, to the second), for
+    /// `metadata.max.idle.ms`.
+    last_used: AtomicU64,
 }
 
 impl Topic {
@@ -30,7 +34,21 @@ impl Topic {
             queues: RwLock::new(Vec::new()),
             partitioning: TopicPartitioning::default(),
             metadata: Mutex::new(None),
+            last_used: AtomicU64::new(0),
         }
+    }
+
+    /// Notes a send at `now_ms`. Writes only when the second changed, so sending tasks on
+    /// several cores do not keep taking the cache line from each other.
+    pub(crate) fn touch(&self, now_ms: u64) {
+        if now_ms >= self.last_used.load(Ordering::Relaxed) + 1000 {
+            self.last_used.store(now_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// When a record was last sent to the topic (ms since the epoch, to the second).
+    pub(crate) fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
     }
 
     /// The topic's metadata as the cluster last reported it, read again only when the
