@@ -1,8 +1,11 @@
-//! The producer against a broker that stops answering produce requests (a fake server in the
-//! test: a real broker cannot be made to hang on demand without disturbing the other tests).
+//! The producer against a broker that stops answering produce requests, or that throttles
+//! it (a fake server in the test: a real broker cannot be made to hang on demand without
+//! disturbing the other tests, and throttles only under quotas set for the whole broker).
 //! `send` must wait for `buffer.memory` and then fail after `max.block.ms`; every delivery
-//! future must resolve; `close` must return.
+//! future must resolve; `close` must return; a throttle time in a response holds the next
+//! request back (KIP-219).
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
@@ -12,7 +15,10 @@ use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{ApiVersionsResponse, BrokerId, MetadataResponse, TopicName};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    ApiVersionsResponse, BrokerId, MetadataResponse, ProduceResponse, TopicName,
+};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,17 +26,26 @@ use tokio::net::{TcpListener, TcpStream};
 /// A broker that answers ApiVersions and Metadata (one topic `stalled`, one partition led by
 /// itself) and never answers Produce.
 async fn stalled_broker() -> String {
+    fake_broker(None).await
+}
+
+/// When each Produce request arrived and when it was answered.
+type ProduceLog = Arc<Mutex<Vec<(Instant, Instant)>>>;
+
+/// With `throttle` = `(ms, log)`, Produce requests are answered at once with that throttle
+/// time and logged; without, never answered.
+async fn fake_broker(throttle: Option<(i32, ProduceLog)>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
-            tokio::spawn(serve(socket, addr.port()));
+            tokio::spawn(serve(socket, addr.port(), throttle.clone()));
         }
     });
     addr.to_string()
 }
 
-async fn serve(mut socket: TcpStream, port: u16) {
+async fn serve(mut socket: TcpStream, port: u16, throttle: Option<(i32, ProduceLog)>) {
     loop {
         let Ok(len) = socket.read_i32().await else {
             return;
@@ -81,7 +96,28 @@ async fn serve(mut socket: TcpStream, port: u16) {
                     .unwrap();
                 version >= 9
             }
-            _ => continue, // Produce: never answered.
+            0 => {
+                let Some((throttle_ms, log)) = &throttle else {
+                    continue; // stalled: never answered
+                };
+                let arrived = Instant::now();
+                let offset = {
+                    let mut log = log.lock().unwrap();
+                    log.push((arrived, Instant::now()));
+                    log.len() as i64 - 1
+                };
+                ProduceResponse::default()
+                    .with_throttle_time_ms(*throttle_ms)
+                    .with_responses(vec![TopicProduceResponse::default()
+                        .with_name(TopicName(StrBytes::from_static_str("stalled")))
+                        .with_partition_responses(vec![PartitionProduceResponse::default()
+                            .with_index(0)
+                            .with_base_offset(offset)])])
+                    .encode(&mut payload, version)
+                    .unwrap();
+                version >= 9
+            }
+            _ => continue,
         };
         let mut frame = BytesMut::new();
         frame.put_i32(4 + i32::from(header_v1) + payload.len() as i32);
@@ -171,4 +207,39 @@ async fn every_delivery_resolves_within_delivery_timeout() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_throttle_time_in_a_response_holds_the_next_request_back() {
+    const THROTTLE_MS: i32 = 400;
+    let log = ProduceLog::default();
+    let addr = fake_broker(Some((THROTTLE_MS, log.clone()))).await;
+    let producer = Producer::builder()
+        .bootstrap_servers(&addr)
+        .idempotence(false)
+        .linger(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let stored = producer
+            .send(ProducerRecord::new("stalled").value(format!("{i}")))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(stored.offset, i, "each record in its own request, in order");
+    }
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), 3);
+    for pair in log.windows(2) {
+        let (_, answered) = pair[0];
+        let (next, _) = pair[1];
+        let gap = next.duration_since(answered);
+        assert!(
+            gap >= Duration::from_millis(THROTTLE_MS as u64 - 20),
+            "a request came {gap:?} after a response throttling for {THROTTLE_MS} ms"
+        );
+    }
+    producer.close(Duration::from_secs(5)).await;
 }

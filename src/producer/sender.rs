@@ -40,7 +40,8 @@ struct InFlight {
     batches: Vec<ProducerBatch>,
 }
 
-type Response = (u64, Result<Option<ProduceResponse>>);
+/// A request's id, the Produce version it went out at (once known) and its outcome.
+type Response = (u64, Option<i16>, Result<Option<ProduceResponse>>);
 
 pub(crate) struct Sender {
     cluster: Cluster,
@@ -51,6 +52,9 @@ pub(crate) struct Sender {
     requests: FuturesUnordered<BoxFuture<'static, Response>>,
     in_flight: HashMap<u64, InFlight>,
     per_broker: HashMap<i32, usize>,
+    /// Brokers that asked us, through a response's throttle time, to send nothing before
+    /// this (KIP-219).
+    throttled_until: HashMap<i32, Instant>,
     /// Requests in flight per partition, and the broker they went to.
     partition_in_flight: HashMap<TopicPartition, (i32, usize)>,
     next_request: u64,
@@ -84,6 +88,7 @@ impl Sender {
             requests: FuturesUnordered::new(),
             in_flight: HashMap::new(),
             per_broker: HashMap::new(),
+            throttled_until: HashMap::new(),
             partition_in_flight: HashMap::new(),
             next_request: 0,
             scan_offset: 0,
@@ -132,8 +137,8 @@ impl Sender {
                 return;
             }
             tokio::select! {
-                Some((id, result)) = self.requests.next(), if !self.requests.is_empty() => {
-                    self.settle(id, result);
+                Some((id, version, result)) = self.requests.next(), if !self.requests.is_empty() => {
+                    self.settle(id, version, result);
                 }
                 _ = self.acc.wake_sender.notified() => {}
                 _ = tokio::time::sleep_until(wake) => {}
@@ -306,6 +311,13 @@ impl Sender {
                     continue;
                 }
             }
+            if let Some(&until) = self.throttled_until.get(&leader) {
+                if until > now {
+                    wake = wake.min(until);
+                    continue;
+                }
+                self.throttled_until.remove(&leader);
+            }
             let (batches, bytes) = by_broker.entry(leader).or_default();
             if batches.is_empty()
                 && self.per_broker.get(&leader).copied().unwrap_or(0) >= self.config.max_in_flight
@@ -424,10 +436,12 @@ impl Sender {
         *self.per_broker.entry(broker).or_default() += 1;
         let cluster = self.cluster.clone();
         self.requests.push(Box::pin(async move {
+            let mut sent_version = None;
             let result = async {
                 let conn = cluster.broker(broker, ConnClass::Produce).await?;
                 // The batches go out from their own buffers (see request.rs).
                 let version = conn.version::<ProduceRequest>()?;
+                sent_version = Some(version);
                 let body = request::encode(version, None, acks.wire(), timeout_ms, &topics)?;
                 if acks == Acks::None {
                     conn.send_encoded_only::<ProduceRequest>(body, version)
@@ -440,15 +454,29 @@ impl Sender {
                 }
             }
             .await;
-            (id, result)
+            (id, sent_version, result)
         }));
     }
 
-    /// Settles the batches of a finished request.
-    fn settle(&mut self, id: u64, result: Result<Option<ProduceResponse>>) {
+    /// Settles the batches of a finished request (sent at `version`).
+    fn settle(&mut self, id: u64, version: Option<i16>, result: Result<Option<ProduceResponse>>) {
         let Some(InFlight { broker, batches }) = self.in_flight.remove(&id) else {
             return;
         };
+        if let Ok(Some(resp)) = &result {
+            // KIP-219: from Produce v6 the broker answers at once and expects the client to
+            // hold back for the throttle time (older brokers delayed the answer instead).
+            let throttle = u64::try_from(resp.throttle_time_ms).unwrap_or(0);
+            if throttle > 0 && version.is_some_and(|v| v >= 6) {
+                tracing::debug!(
+                    broker,
+                    throttle_ms = throttle,
+                    "broker throttles this client"
+                );
+                self.throttled_until
+                    .insert(broker, Instant::now() + Duration::from_millis(throttle));
+            }
+        }
         if let Some(n) = self.per_broker.get_mut(&broker) {
             *n = n.saturating_sub(1);
         }
