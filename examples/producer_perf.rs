@@ -295,24 +295,37 @@ async fn run(args: Args) -> ExitCode {
     let reporter = tokio::spawn(report_windows(stats.clone(), args.reporting_interval));
 
     // Each task sends its share: the first ones one record more when it does not divide.
-    let mut senders = Vec::new();
-    for task in 0..args.tasks {
-        let count = args.num_records / args.tasks + u64::from(task < args.num_records % args.tasks);
-        let job = Job {
+    let jobs: Vec<Job> = (0..args.tasks)
+        .map(|task| Job {
             producer: producer.clone(),
             topic: args.topic.clone(),
             record_size: args.record_size,
-            count,
+            count: args.num_records / args.tasks + u64::from(task < args.num_records % args.tasks),
             throughput: args.throughput.map(|t| t / args.tasks as f64),
             seed: task,
             start,
             stats: stats.clone(),
-        };
-        senders.push(tokio::spawn(job.run()));
-    }
+        })
+        .collect();
+    let outcomes: Vec<Result<Option<(u64, Error)>, String>> = if jobs.len() == 1 {
+        // One task, as the Java tool's one thread: the loop stays on the main thread rather
+        // than on a runtime worker beside the producer's own tasks.
+        let mut outcomes = Vec::new();
+        for job in jobs {
+            outcomes.push(Ok(job.run().await));
+        }
+        outcomes
+    } else {
+        let handles: Vec<_> = jobs.into_iter().map(|j| tokio::spawn(j.run())).collect();
+        let mut outcomes = Vec::new();
+        for handle in handles {
+            outcomes.push(handle.await.map_err(|e| e.to_string()));
+        }
+        outcomes
+    };
     let mut refused = None;
-    for sender in senders {
-        let stopped = match sender.await {
+    for outcome in outcomes {
+        let stopped = match outcome {
             Ok(Some((sent, e))) => Some(format!(
                 "stopped after {sent} of its records: send refused: {e}"
             )),
