@@ -48,6 +48,8 @@ mod range;
 mod round_robin;
 mod sticky;
 mod sticky_core;
+#[cfg(test)]
+mod test_support;
 
 #[cfg(test)]
 mod properties;

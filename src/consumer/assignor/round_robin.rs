@@ -92,27 +92,7 @@ impl PartitionAssignor for RoundRobinAssignor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consumer::assignor::Subscription;
-
-    fn tp(t: &str, p: i32) -> TopicPartition {
-        TopicPartition::new(t, p)
-    }
-
-    fn counts(topics: &[(&str, i32)]) -> HashMap<String, i32> {
-        topics.iter().map(|(t, n)| (t.to_string(), *n)).collect()
-    }
-
-    fn member(id: &str, instance: Option<&str>, topics: &[&str]) -> GroupMember {
-        GroupMember {
-            member_id: id.into(),
-            group_instance_id: instance.map(Into::into),
-            subscription: Subscription::new(topics.iter().copied()),
-        }
-    }
-
-    fn partitions(out: &HashMap<String, Assignment>, id: &str) -> Vec<TopicPartition> {
-        out[id].partitions.clone()
-    }
+    use crate::consumer::assignor::test_support::{counts, member, partitions, tp};
 
     #[test]
     fn javadoc_example_identical_subscriptions() {
